@@ -1,0 +1,3 @@
+"""claims-ocr: claims OCR ingestion (mail -> OCR -> fields -> NCB or review)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""All settings in one place, read from the environment (or a ``.env`` file).
+
+Every setting has a default that works on a fresh machine with no services and no
+credentials: a data directory under the current folder, SQLite, the bundled sample
+inbox and the local NCB stand-in. Secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Where the ledger, blobs, audit log and archive live by default.
+    data_dir: Path = Field(default=Path("data"), alias="CLAIMS_OCR_DATA_DIR")
+    database_url: str = Field(default="", alias="DATABASE_URL")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="REDIS_URL")
+    blob_dir: Path | None = Field(default=None, alias="BLOB_DIR")
+
+    # OCR engine
+    ocr_engine: Literal["onnx", "paddle"] = Field(default="onnx", alias="OCR_ENGINE")
+    ocr_device: Literal["cpu", "cuda", "tensorrt"] = Field(default="cpu", alias="OCR_DEVICE")
+    ocr_threads: int = Field(default=0, ge=0, alias="OCR_THREADS")
+    ocr_det_max_side: int = Field(default=1280, ge=320, alias="OCR_DET_MAX_SIDE")
+    ocr_batch_size: int = Field(default=8, ge=1, alias="OCR_BATCH_SIZE")
+    ocr_batch_wait_s: float = Field(default=0.5, ge=0, alias="OCR_BATCH_WAIT_S")
+    ocr_high_confidence_threshold: float = Field(
+        default=0.90, ge=0, le=1, alias="OCR_HIGH_CONFIDENCE_THRESHOLD"
+    )
+
+    # Limits on what one attachment may cost
+    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, alias="MAX_ATTACHMENT_BYTES")
+    max_pages: int = Field(default=20, ge=1, alias="MAX_PAGES")
+    max_page_pixels: int = Field(default=40_000_000, alias="MAX_PAGE_PIXELS")
+    pdf_dpi: int = Field(default=200, ge=72, le=600, alias="PDF_DPI")
+
+    # Mail source
+    mail_source: Literal["maildir", "gmail", "imap"] = Field(default="maildir", alias="MAIL_SOURCE")
+    maildir_path: Path | None = Field(default=None, alias="MAILDIR_PATH")
+
+    # NCB
+    ncb_api_base_url: str = Field(default="", alias="NCB_API_BASE_URL")
+    ncb_api_key: SecretStr = Field(default=SecretStr("standin-key"), alias="NCB_API_KEY")
+    ncb_timeout_s: float = Field(default=15.0, gt=0, alias="NCB_TIMEOUT_S")
+    ncb_max_attempts: int = Field(default=8, ge=1, alias="NCB_MAX_ATTEMPTS")
+
+    # Audit log and archive (local implementations; Google ones come later)
+    audit_log_path: Path | None = Field(default=None, alias="AUDIT_LOG_PATH")
+    archive_dir: Path | None = Field(default=None, alias="ARCHIVE_DIR")
+
+    sentry_dsn: SecretStr | None = Field(default=None, alias="SENTRY_DSN")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @property
+    def ledger_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+    @property
+    def blob_path(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def maildir(self) -> Path:
+        return self.maildir_path or self.data_dir / "inbox"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.audit_log_path or self.data_dir / "audit.csv"
+
+    @property
+    def archive(self) -> Path:
+        return self.archive_dir or self.data_dir / "archive"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,66 @@
+"""What an OCR engine returns for a page.
+
+Plain dataclasses with no library imports, so the extraction domain can use them
+without pulling in any OCR runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One recognised line of text on a page.
+
+    ``box`` holds four corners (top-left, top-right, bottom-right, bottom-left) in
+    page pixels. ``char_confidences`` has one recognition probability per character
+    of ``text`` so callers can score just the characters that carry a value.
+    """
+
+    text: str
+    box: tuple[Point, Point, Point, Point]
+    confidence: float
+    char_confidences: tuple[float, ...] = field(default=())
+
+    @property
+    def left(self) -> float:
+        return min(p[0] for p in self.box)
+
+    @property
+    def right(self) -> float:
+        return max(p[0] for p in self.box)
+
+    @property
+    def top(self) -> float:
+        return min(p[1] for p in self.box)
+
+    @property
+    def bottom(self) -> float:
+        return max(p[1] for p in self.box)
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+    @property
+    def center_y(self) -> float:
+        return (self.top + self.bottom) / 2
+
+    def span_confidence(self, start: int, end: int) -> float:
+        """Lowest character confidence in ``text[start:end]`` (the weakest link)."""
+        confs = self.char_confidences[start:end]
+        if not confs:
+            return self.confidence
+        return min(confs)
+
+
+@dataclass(frozen=True)
+class PageText:
+    """All lines read on one page, in reading order (top to bottom, left to right)."""
+
+    width: int
+    height: int
+    lines: tuple[TextLine, ...]
