@@ -1,0 +1,273 @@
+"""PP-OCR (PaddleOCR's detection + recognition models) on ONNX Runtime.
+
+The PP-OCRv6 small models ship inside the ``rapidocr`` wheel, so nothing is downloaded.
+We drive the ONNX sessions ourselves instead of calling rapidocr's pipeline because we
+need three things it does not give: one recognition pass over the text crops of *many*
+pages (GPU batching), per-character probabilities (field confidence is built from the
+characters that carry a value), and page-level orientation fixing.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from rapidocr.ch_ppocr_det.utils import DBPostProcess
+
+from services.ocr.engine import OcrError
+from services.ocr.result import PageText, TextLine
+
+log = logging.getLogger(__name__)
+
+DET_MODEL = "PP-OCRv6_det_small.onnx"
+REC_MODEL = "PP-OCRv6_rec_small.onnx"
+CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+
+_REC_HEIGHT = 48
+_DET_MIN_SIDE = 736
+_CLS_SHAPE = (48, 192)
+_MIN_LINE_SCORE = 0.5  # lines read below this are noise (speckles, stamps, barcodes)
+
+
+@dataclass(frozen=True)
+class _Detected:
+    """A text box on a page and its upright crop."""
+
+    box: np.ndarray  # (4, 2) float32, page pixels
+    crop: np.ndarray
+
+
+def bundled_model_dir() -> Path:
+    """Where the rapidocr wheel keeps its PP-OCR ONNX models."""
+    return Path(str(importlib.resources.files("rapidocr") / "models"))
+
+
+def _providers(device: str) -> list[str]:
+    available = ort.get_available_providers()
+    wanted = {
+        "cpu": ["CPUExecutionProvider"],
+        "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    }.get(device)
+    if wanted is None:
+        raise OcrError(f"Unknown OCR device {device!r}; use cpu, cuda or tensorrt.")
+    if wanted[0] not in available:
+        raise OcrError(
+            f"OCR_DEVICE={device} needs ONNX Runtime's {wanted[0]}, which is not available "
+            f"here (available: {', '.join(available)}). Install the 'gpu' extra "
+            "(onnxruntime-gpu) on a machine with an NVIDIA GPU, or set OCR_DEVICE=cpu."
+        )
+    return wanted
+
+
+class OnnxOcrEngine:
+    """PP-OCRv6 detection + recognition on ONNX Runtime (CPU, CUDA or TensorRT)."""
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        *,
+        device: str = "cpu",
+        threads: int = 0,
+        det_max_side: int = 1280,
+        batch_size: int | None = None,
+        model_dir: Path | None = None,
+    ) -> None:
+        model_dir = model_dir or bundled_model_dir()
+        providers = _providers(device)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self._det = ort.InferenceSession(str(model_dir / DET_MODEL), options, providers)
+            self._rec = ort.InferenceSession(str(model_dir / REC_MODEL), options, providers)
+            self._cls = ort.InferenceSession(str(model_dir / CLS_MODEL), options, providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise OcrError(f"Could not load the PP-OCR models from {model_dir}: {exc}") from exc
+        charset = self._rec.get_modelmeta().custom_metadata_map.get("character")
+        if not charset:
+            raise OcrError(f"{REC_MODEL} carries no character dictionary.")
+        # CTC: index 0 is the blank; the dictionary is followed by a space.
+        self._charset = ["", *charset.splitlines(), " "]
+        self._on_gpu = device != "cpu"
+        # On a CPU, padding pages or crops to a common size costs more than it saves.
+        self._det_batch = batch_size or (8 if self._on_gpu else 1)
+        self._rec_batch = 64 if self._on_gpu else 8
+        self._det_max_side = det_max_side
+        self._db = DBPostProcess(
+            thresh=0.3, box_thresh=0.5, unclip_ratio=1.6, use_dilation=True, score_mode="fast"
+        )
+
+    # -- public -------------------------------------------------------------------
+
+    def read(self, pages: Sequence[np.ndarray]) -> list[PageText]:
+        upright = [self._upright(page) for page in pages]
+        detected = [dets for _, dets in upright]
+        crops = [d.crop for dets in detected for d in dets]
+        texts = self._recognise(crops)
+        results: list[PageText] = []
+        cursor = 0
+        for (page, _), dets in zip(upright, detected, strict=True):
+            lines = []
+            for det in dets:
+                text, probs = texts[cursor]
+                cursor += 1
+                score = float(np.mean(probs)) if probs else 0.0
+                if not text.strip() or score < _MIN_LINE_SCORE:
+                    continue
+                box = tuple((float(x), float(y)) for x, y in det.box)
+                lines.append(TextLine(text, box, score, tuple(float(p) for p in probs)))  # type: ignore[arg-type]
+            height, width = page.shape[:2]
+            results.append(PageText(width, height, tuple(lines)))
+        return results
+
+    # -- orientation ----------------------------------------------------------------
+
+    def _upright(self, page: np.ndarray) -> tuple[np.ndarray, list[_Detected]]:
+        """Detect text, turning the page a quarter or half turn if it lies sideways or upside down."""
+        dets = self._detect([page])[0]
+        tall = sum(1 for d in dets if d.crop.shape[0] > d.crop.shape[1])
+        if len(dets) >= 3 and tall > len(dets) / 2:
+            page = np.ascontiguousarray(np.rot90(page, k=-1))
+            dets = self._detect([page])[0]
+        if self._upside_down([d.crop for d in dets]):
+            page = np.ascontiguousarray(np.rot90(page, k=2))
+            dets = self._detect([page])[0]
+        return page, dets
+
+    def _upside_down(self, crops: list[np.ndarray]) -> bool:
+        """Majority vote of the 180-degree line classifier over the widest lines."""
+        if len(crops) < 2:
+            return False
+        sample = sorted(crops, key=lambda c: c.shape[1] / c.shape[0], reverse=True)[:16]
+        height, width = _CLS_SHAPE
+        batch = np.stack([_resize_norm(c, height, width) for c in sample])
+        probs = self._cls.run(None, {"x": batch})[0]
+        flipped = int(np.sum((probs[:, 1] > probs[:, 0]) & (probs[:, 1] > 0.9)))
+        return flipped > len(sample) / 2
+
+    # -- detection --------------------------------------------------------------------
+
+    def _detect(self, pages: Sequence[np.ndarray]) -> list[list[_Detected]]:
+        results: list[list[_Detected]] = []
+        for start in range(0, len(pages), self._det_batch):
+            chunk = pages[start : start + self._det_batch]
+            resized = [self._det_resize(p) for p in chunk]
+            height = max(r.shape[0] for r in resized)
+            width = max(r.shape[1] for r in resized)
+            # Pad with white paper (1.0 after normalisation) so padding reads as blank.
+            batch = np.ones((len(chunk), 3, height, width), dtype=np.float32)
+            for i, r in enumerate(resized):
+                batch[i, :, : r.shape[0], : r.shape[1]] = _normalise(r).transpose(2, 0, 1)
+            maps = self._det.run(None, {"x": batch})[0]
+            for i, (page, r) in enumerate(zip(chunk, resized, strict=True)):
+                prob = maps[i : i + 1, :, : r.shape[0], : r.shape[1]]
+                boxes, _ = self._db(prob, page.shape[:2])
+                results.append([_Detected(b, _crop(page, b)) for b in _reading_order(boxes)])
+        return results
+
+    def _det_resize(self, page: np.ndarray) -> np.ndarray:
+        h, w = page.shape[:2]
+        # Small phone crops and low-DPI scans: enlarge so the short side is ~736 px (the
+        # size the detector was trained around), but never past the long-side cap.
+        ratio = min(max(1.0, _DET_MIN_SIDE / min(h, w)), self._det_max_side / max(h, w))
+        rh = max(32, int(round(h * ratio / 32)) * 32)
+        rw = max(32, int(round(w * ratio / 32)) * 32)
+        return cv2.resize(page, (rw, rh))
+
+    # -- recognition -----------------------------------------------------------------
+
+    def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, list[float]]]:
+        """CTC-decode every crop, batching crops of similar aspect ratio together."""
+        out: list[tuple[str, list[float]]] = [("", [])] * len(crops)
+        ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
+        order = sorted(range(len(crops)), key=ratios.__getitem__)
+        start = 0
+        while start < len(order):
+            end = start + 1
+            # Stop a batch before padding would waste more than a fifth of its width.
+            while (
+                end < len(order)
+                and end - start < self._rec_batch
+                and ratios[order[end]] <= 1.25 * max(ratios[order[start]], 1.0)
+            ):
+                end += 1
+            ids = order[start:end]
+            width = max(_REC_HEIGHT, math.ceil(_REC_HEIGHT * max(ratios[i] for i in ids)))
+            batch = np.zeros((len(ids), 3, _REC_HEIGHT, width), dtype=np.float32)
+            for row, i in enumerate(ids):
+                img = _resize_norm(crops[i], _REC_HEIGHT, width, keep_ratio=True)
+                batch[row, :, :, : img.shape[2]] = img
+            logits = self._rec.run(None, {"x": batch})[0]
+            for row, i in enumerate(ids):
+                out[i] = self._ctc_decode(logits[row])
+            start = end
+        return out
+
+    def _ctc_decode(self, probs: np.ndarray) -> tuple[str, list[float]]:
+        best = probs.argmax(axis=1)
+        conf = probs.max(axis=1)
+        keep = np.ones(len(best), dtype=bool)
+        keep[1:] = best[1:] != best[:-1]
+        keep &= best != 0
+        chars = [self._charset[i] if i < len(self._charset) else "" for i in best[keep]]
+        return "".join(chars), [float(c) for c in conf[keep]]
+
+
+def _normalise(img: np.ndarray) -> np.ndarray:
+    return (img.astype(np.float32) / 255.0 - 0.5) / 0.5
+
+
+def _resize_norm(img: np.ndarray, height: int, width: int, keep_ratio: bool = True) -> np.ndarray:
+    """Resize a crop to ``height`` (width by aspect ratio, at most ``width``), CHW, [-1, 1]."""
+    h, w = img.shape[:2]
+    new_w = min(width, max(1, math.ceil(height * w / max(1, h)))) if keep_ratio else width
+    resized = cv2.resize(img, (new_w, height))
+    chw = _normalise(resized).transpose(2, 0, 1)
+    if new_w == width:
+        return chw
+    padded = np.zeros((3, height, width), dtype=np.float32)
+    padded[:, :, :new_w] = chw
+    return padded
+
+
+def _reading_order(boxes: np.ndarray) -> list[np.ndarray]:
+    """Top to bottom; boxes whose tops are within half a line height count as one row."""
+    if len(boxes) == 0:
+        return []
+    items = sorted((b.astype(np.float32) for b in boxes), key=lambda b: float(b[:, 1].min()))
+    rows: list[list[np.ndarray]] = []
+    for box in items:
+        top = float(box[:, 1].min())
+        height = float(box[:, 1].max() - top)
+        if rows:
+            last = rows[-1][0]
+            if abs(top - float(last[:, 1].min())) < 0.5 * min(height, float(np.ptp(last[:, 1]))):
+                rows[-1].append(box)
+                continue
+        rows.append([box])
+    return [b for row in rows for b in sorted(row, key=lambda b: float(b[:, 0].min()))]
+
+
+def _crop(page: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Cut the quadrilateral ``box`` out of the page as an upright rectangle."""
+    pts = box.astype(np.float32)
+    width = int(max(np.linalg.norm(pts[0] - pts[1]), np.linalg.norm(pts[2] - pts[3])))
+    height = int(max(np.linalg.norm(pts[0] - pts[3]), np.linalg.norm(pts[1] - pts[2])))
+    width, height = max(width, 1), max(height, 1)
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(pts, target)
+    crop = cv2.warpPerspective(
+        page, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
+    )
+    if height / width >= 1.5:
+        crop = np.rot90(crop)
+    return np.ascontiguousarray(crop)
