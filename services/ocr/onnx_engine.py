@@ -132,7 +132,7 @@ class OnnxOcrEngine:
     # -- orientation ----------------------------------------------------------------
 
     def _upright(self, page: np.ndarray) -> tuple[np.ndarray, list[_Detected]]:
-        """Detect text, turning the page a quarter or half turn if it lies sideways or upside down."""
+        """Detect text, turning the page a quarter or half turn if it lies sideways or flipped."""
         dets = self._detect([page])[0]
         tall = sum(1 for d in dets if d.crop.shape[0] > d.crop.shape[1])
         if len(dets) >= 3 and tall > len(dets) / 2:
@@ -179,8 +179,8 @@ class OnnxOcrEngine:
         # Small phone crops and low-DPI scans: enlarge so the short side is ~736 px (the
         # size the detector was trained around), but never past the long-side cap.
         ratio = min(max(1.0, _DET_MIN_SIDE / min(h, w)), self._det_max_side / max(h, w))
-        rh = max(32, int(round(h * ratio / 32)) * 32)
-        rw = max(32, int(round(w * ratio / 32)) * 32)
+        rh = max(32, round(h * ratio / 32) * 32)
+        rw = max(32, round(w * ratio / 32) * 32)
         return cv2.resize(page, (rw, rh))
 
     # -- recognition -----------------------------------------------------------------
