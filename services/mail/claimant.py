@@ -1,0 +1,153 @@
+"""Policy number, member id and member name from an email's subject and body.
+
+Pure text in, dataclass out. Members write these in English or Malay, in the subject
+or the body, sometimes only inside a forwarded email. The member's own words win:
+the subject is read first, then the body above any signature or quoted/forwarded
+part, then the member's own signature, then the forwarded parts. Other people's
+signatures (the clinic's, the agent's) are never read.
+
+Only labelled values are taken ("Policy No: ...", "Nama Ahli: ..."); a bare number
+or a sign-off name is never guessed at, because a wrong policy number is worse than
+none: a missing one sends the claim to review, a wrong one files it on someone else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClaimantDetails:
+    policy_number: str | None = None
+    member_id: str | None = None
+    member_name: str | None = None
+
+
+_SEP = r"\s*(?:[:：=]|[-–—](?!\w)|\bis\b)?\s*"
+
+_POLICY_LABEL = (
+    r"\bpolicy\s*(?:no\b\.?|number\b|num\b\.?|nbr\b\.?|#)"
+    r"|\bpolicy(?=\s*[:：])"
+    r"|\bpol\.?\s*no\b\.?"
+    r"|\b(?:no|nombor|nomor|num)\b\.?\s*polisi\b"
+    r"|\bpolisi\s*(?:no\b\.?|#)"
+)
+_MEMBER_LABEL = (
+    r"\bmember(?:ship)?\s*(?:id\b|no\b\.?|number\b|num\b\.?|#)"
+    r"|\b(?:no|nombor|nomor|id)\b\.?\s*(?:ahli|keahlian)\b"
+    r"|\bahli\s*(?:id|no)\b\.?"
+)
+# Labels specific enough to trust anywhere on a line.
+_NAME_LABEL_SPECIFIC = (
+    r"\bmember(?:'s)?\s*name\b|\bnama\s+(?:ahli|penuh|pemegang\s+polisi|pihak\s+menuntut)\b"
+    r"|\bfull\s+name\b|\bclaimant(?:'s)?\s*name\b|\bpolicy\s*holder(?:'s)?\s*name\b"
+    r"|\binsured(?:'s)?\s*name\b"
+)
+# "Name:" / "Nama:" alone: only at the start of a line or after a field separator,
+# and only with a colon, so "Patient Name:", "File name:", "Nama Syarikat:" never match.
+_NAME_LABEL_GENERIC = r"(?:^|(?<=[|,;/]))\s*(?:name|nama)\s*[:：=]"
+
+_POLICY_RE = re.compile(rf"(?:{_POLICY_LABEL}){_SEP}", re.IGNORECASE | re.MULTILINE)
+_MEMBER_RE = re.compile(rf"(?:{_MEMBER_LABEL}){_SEP}", re.IGNORECASE | re.MULTILINE)
+_NAME_RE = re.compile(
+    rf"(?:{_NAME_LABEL_SPECIFIC}){_SEP}|{_NAME_LABEL_GENERIC}\s*",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Where a value ends because the next field's label starts on the same line.
+_ANY_LABEL_RE = re.compile(
+    rf"{_POLICY_LABEL}|{_MEMBER_LABEL}|{_NAME_LABEL_SPECIFIC}"
+    r"|\b(?:name|nama|ic|nric|mykad|tel|phone|email|e-mel)\s*(?:no\b\.?)?\s*[:：]",
+    re.IGNORECASE,
+)
+
+_ID_TOKEN_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-/.]*[A-Za-z0-9])?")
+_NAME_CUT_RE = re.compile(r"[,;|()<>\[\]\t]|\s{2,}|\s[-–—]\s")
+_NAME_OK_RE = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ .'’@/-])*$")
+_NAME_STOPWORDS = frozenset(
+    {"please", "see", "attached", "below", "above", "n/a", "na", "nil", "tiada", "sila", "rujuk"}
+)
+
+_FORWARD_HEADER_RE = re.compile(
+    r"^\s*(?:-{2,}\s*(?:forwarded message|original message|mesej dimajukan|mesej asal)\s*-{2,}"
+    r"|begin forwarded message:"
+    r"|on .{4,200}\bwrote:"
+    r"|pada .{4,200}\bmenulis:"
+    r"|from:\s.+\n\s*(?:sent|date|to|tarikh|dihantar):)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SIGNATURE_RE = re.compile(r"^-- ?$", re.MULTILINE)
+
+
+def extract_claimant(subject: str, body: str) -> ClaimantDetails:
+    """Policy number, member id and member name, each None when not found."""
+    segments = list(_segments(subject, body))
+    return ClaimantDetails(
+        policy_number=_first(segments, _POLICY_RE, _id_value),
+        member_id=_first(segments, _MEMBER_RE, _id_value),
+        member_name=_first(segments, _NAME_RE, _name_value),
+    )
+
+
+def _segments(subject: str, body: str) -> Iterator[str]:
+    """Text to search, best source first (see module docstring)."""
+    yield " ".join(subject.split())
+    text = body.replace("\r\n", "\n").replace("\r", "\n")
+    blocks = _FORWARD_HEADER_RE.split(text)
+    own, forwarded = blocks[0], blocks[1:]
+    lines = own.split("\n")
+    own_main, own_signature = _split_signature("\n".join(ln for ln in lines if not _is_quoted(ln)))
+    yield own_main
+    yield own_signature
+    quoted = "\n".join(_QUOTE_PREFIX_RE.sub("", ln) for ln in lines if _is_quoted(ln))
+    for block in [*forwarded, quoted]:
+        yield _split_signature(block)[0]
+
+
+_QUOTE_PREFIX_RE = re.compile(r"^\s*(?:>\s?)+")
+
+
+def _is_quoted(line: str) -> bool:
+    return line.lstrip().startswith(">")
+
+
+def _split_signature(text: str) -> tuple[str, str]:
+    match = _SIGNATURE_RE.search(text)
+    if match is None:
+        return text, ""
+    return text[: match.start()], text[match.end() :]
+
+
+def _first(
+    segments: list[str], label: re.Pattern[str], value_of: Callable[[str], str | None]
+) -> str | None:
+    for segment in segments:
+        for match in label.finditer(segment):
+            rest = segment[match.end() :].split("\n", 1)[0]
+            cut = _ANY_LABEL_RE.search(rest)
+            value = value_of(rest[: cut.start()] if cut else rest)
+            if value:
+                return value
+    return None
+
+
+def _id_value(text: str) -> str | None:
+    token = _ID_TOKEN_RE.match(text.strip())
+    if token is None:
+        return None
+    value = token.group(0).upper()
+    if len(value) < 4 or sum(ch.isdigit() for ch in value) < 3:
+        return None
+    return value
+
+
+def _name_value(text: str) -> str | None:
+    value = _NAME_CUT_RE.split(text.strip(), maxsplit=1)[0]
+    value = " ".join(value.split()).strip(" .-'’:")
+    if not (2 <= len(value) <= 80) or not _NAME_OK_RE.match(value):
+        return None
+    words = value.split()
+    if len(words) > 8 or words[0].lower() in _NAME_STOPWORDS:
+        return None
+    return value
