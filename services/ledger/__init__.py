@@ -1,0 +1,50 @@
+"""The durable job ledger: emails, one job per attachment, and an append-only event trail.
+
+Typical use::
+
+    ledger = Ledger.from_settings()
+    ledger.migrate()
+    email_id = ledger.record_email("maildir", key, message_id, received_at, sender)
+    job_id, created = ledger.record_attachment(email_id, 0, name, ctype, size, sha, blob)
+"""
+
+from services.ledger.errors import (
+    EmailNotFound,
+    InvalidTransition,
+    JobNotFound,
+    LedgerError,
+    StaleState,
+)
+from services.ledger.ledger import SORT_COLUMNS, Ledger, hash_sender
+from services.ledger.states import END_STATES, RETRY_TARGET, TRANSITIONS, JobState, Route, can_move
+from services.ledger.views import (
+    EmailView,
+    EventView,
+    JobPage,
+    JobSummary,
+    JobView,
+    LedgerSummary,
+)
+
+__all__ = [
+    "END_STATES",
+    "RETRY_TARGET",
+    "SORT_COLUMNS",
+    "TRANSITIONS",
+    "EmailNotFound",
+    "EmailView",
+    "EventView",
+    "InvalidTransition",
+    "JobNotFound",
+    "JobPage",
+    "JobState",
+    "JobSummary",
+    "JobView",
+    "Ledger",
+    "LedgerError",
+    "LedgerSummary",
+    "Route",
+    "StaleState",
+    "can_move",
+    "hash_sender",
+]

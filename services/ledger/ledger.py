@@ -1,0 +1,629 @@
+"""The ledger: the one place that records what happened to every email and attachment.
+
+Each public method runs in one transaction and appends a ``JobEvent`` for every state
+change in that same transaction. A state change is a compare-and-set
+(``UPDATE jobs ... WHERE id = ? AND state = ?``), so when two workers race on a job
+exactly one wins; the other gets ``False`` from a claim method (``start_ocr``,
+``begin_submit``) or ``InvalidTransition`` / ``StaleState`` from the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from email.utils import parseaddr
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.ledger import migrate as migrations
+from services.ledger.engine import WRITE_OPTION, make_engine
+from services.ledger.errors import (
+    EmailNotFound,
+    InvalidTransition,
+    JobNotFound,
+    StaleState,
+)
+from services.ledger.models import NOT_ORIGINAL_STATES, Email, Job, JobEvent, utcnow
+from services.ledger.states import RETRY_TARGET, JobState, Route, can_move
+from services.ledger.views import EmailView, JobPage, JobSummary, JobView, LedgerSummary
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+S = JobState
+
+#: ``list_jobs`` sort keys; prefix with "-" for descending.
+SORT_COLUMNS = {
+    "created_at": Job.created_at,
+    "updated_at": Job.updated_at,
+    "confidence": Job.confidence,
+    "retry_count": Job.retry_count,
+    "state": Job.state,
+    "reason_code": Job.reason_code,
+}
+
+
+def hash_sender(address: str) -> str:
+    """sha256 of the normalised address, so logs and stats can group senders safely."""
+    _, addr = parseaddr(address)
+    return hashlib.sha256((addr or address).strip().lower().encode()).hexdigest()
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _normalise_reasons(reasons: Iterable[Any]) -> list[dict[str, str]]:
+    """Accept ``{"code", "message"}`` mappings or objects with those attributes."""
+    out = []
+    for r in reasons:
+        code, message = (r["code"], r["message"]) if isinstance(r, Mapping) else (r.code, r.message)
+        out.append({"code": str(code), "message": str(message)})
+    return out
+
+
+class Ledger:
+    """Jobs, emails and their event trail in SQLite or PostgreSQL.
+
+    Create one per process (after a Celery prefork fork, not before): it owns a
+    connection pool.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._reading = sessionmaker(self.engine, expire_on_commit=False)
+        writer = self.engine.execution_options(**{WRITE_OPTION: True})
+        self._writing = sessionmaker(writer, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> Ledger:
+        """A ledger at ``settings.ledger_url`` (``DATABASE_URL``, else SQLite in the data dir)."""
+        from services.config import get_settings
+
+        return cls((settings or get_settings()).ledger_url)
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema (``alembic upgrade head``); safe to call every start."""
+        migrations.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- transactions -------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._writing() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._reading() as session, session.begin():
+            yield session
+
+    def _write_retrying_conflict(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a write transaction, once more if a unique constraint fired.
+
+        A conflict means a concurrent writer inserted the same row first; the second
+        run finds that row and returns it, which is what makes recording idempotent.
+        """
+        try:
+            with self._write() as session:
+                return work(session)
+        except IntegrityError:
+            with self._write() as session:
+                return work(session)
+
+    def _move(
+        self,
+        session: Session,
+        job_id: str,
+        target: JobState,
+        actor: str,
+        *,
+        expect: Iterable[JobState] | None = None,
+        reason_code: str | None = None,
+        reason: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> JobState:
+        """Compare-and-set the job's state to ``target`` and append the event.
+
+        ``expect`` narrows the states this caller may move from (within the table).
+        ``reason_code``/``reason`` always describe the new state, so they are cleared
+        by a move that does not give them. Returns the state moved from.
+        """
+        current = session.scalar(select(Job.state).where(Job.id == job_id))
+        if current is None:
+            raise JobNotFound(job_id)
+        if (expect is not None and current not in set(expect)) or not can_move(current, target):
+            raise InvalidTransition(job_id, current, target)
+        now = utcnow()
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == current)
+            .values(
+                state=target, updated_at=now, reason_code=reason_code, reason=reason, **values or {}
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise StaleState(job_id, current, target)
+        session.add(
+            JobEvent(
+                job_id=job_id,
+                at=now,
+                from_state=current,
+                to_state=target,
+                actor=actor,
+                details=details,
+            )
+        )
+        log.debug("job %s: %s -> %s by %s", job_id, current, target, actor)
+        return current
+
+    # -- recording (poller) -------------------------------------------------------
+
+    def record_email(
+        self,
+        source: str,
+        source_id: str,
+        message_id: str | None,
+        received_at: datetime | None,
+        sender: str | None,
+        policy_number: str | None = None,
+        member_id: str | None = None,
+        member_name: str | None = None,
+    ) -> str:
+        """Record an email once; the same ``(source, source_id)`` returns the existing id.
+
+        Only a hash of ``sender`` is kept.
+        """
+
+        def work(session: Session) -> str:
+            existing = session.scalar(
+                select(Email.id).where(Email.source == source, Email.source_id == source_id)
+            )
+            if existing is not None:
+                return existing
+            email = Email(
+                id=_new_id(),
+                source=source,
+                source_id=source_id,
+                message_id=message_id,
+                received_at=received_at,
+                sender_hash=hash_sender(sender) if sender else None,
+                policy_number=policy_number,
+                member_id=member_id,
+                member_name=member_name,
+                attachment_count=0,
+                created_at=utcnow(),
+            )
+            session.add(email)
+            session.flush()
+            return email.id
+
+        return self._write_retrying_conflict(work)
+
+    def record_attachment(
+        self,
+        email_id: str,
+        part_index: int,
+        filename: str | None,
+        content_type: str | None,
+        size_bytes: int,
+        sha256: str,
+        blob_key: str,
+        skip_reason: str | None = None,
+        *,
+        actor: str = "poller",
+    ) -> tuple[str, bool]:
+        """Record one attachment as a job; returns ``(job_id, created)``.
+
+        Idempotent on ``(email_id, part_index)``. With ``skip_reason`` the job goes
+        straight to ``skipped``; when a live job (not duplicate, skipped or rejected)
+        already has the same ``sha256``, it goes to ``duplicate`` pointing at it.
+        Otherwise it is ``received``.
+        """
+
+        def work(session: Session) -> tuple[str, bool]:
+            existing = session.scalar(
+                select(Job.id).where(Job.email_id == email_id, Job.part_index == part_index)
+            )
+            if existing is not None:
+                return existing, False
+            bumped = session.execute(
+                update(Email)
+                .where(Email.id == email_id)
+                .values(attachment_count=Email.attachment_count + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if bumped.rowcount != 1:  # type: ignore[attr-defined]
+                raise EmailNotFound(email_id)
+
+            original = None
+            if skip_reason is None:
+                original = session.scalar(
+                    select(Job.id).where(
+                        Job.sha256 == sha256, Job.state.not_in(NOT_ORIGINAL_STATES)
+                    )
+                )
+            if skip_reason is not None:
+                state, code, reason = S.SKIPPED, "skipped", skip_reason
+            elif original is not None:
+                state, code, reason = S.DUPLICATE, "duplicate", f"same content as job {original}"
+            else:
+                state, code, reason = S.RECEIVED, None, None
+
+            now = utcnow()
+            job = Job(
+                id=_new_id(),
+                email_id=email_id,
+                part_index=part_index,
+                filename=filename,
+                content_type=content_type,
+                size_bytes=size_bytes,
+                sha256=sha256,
+                blob_key=blob_key,
+                state=state,
+                reason_code=code,
+                reason=reason,
+                retry_count=0,
+                duplicate_of=original,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(job)
+            session.flush()  # the job row before its events (foreign key)
+            # Every trail starts at "received", even when the job is settled at once.
+            trail = [(None, S.RECEIVED, None)]
+            if state is not S.RECEIVED:
+                assert can_move(S.RECEIVED, state)
+                details = {"code": code, "message": reason, "duplicate_of": original}
+                trail.append((S.RECEIVED, state, details))
+            session.add_all(
+                JobEvent(job_id=job.id, at=now, from_state=a, to_state=b, actor=actor, details=d)
+                for a, b, d in trail
+            )
+            log.info("job %s recorded: %s, email %s part %d", job.id, state, email_id, part_index)
+            return job.id, True
+
+        return self._write_retrying_conflict(work)
+
+    # -- OCR worker ---------------------------------------------------------------
+
+    def start_ocr(self, job_id: str, *, actor: str = "worker:ocr") -> bool:
+        """Take a job for OCR. True also when it is already ``ocr_pending`` (redelivery)."""
+        try:
+            with self._write() as session:
+                previous_state = session.scalar(select(Job.state).where(Job.id == job_id))
+                details = {"redelivered": True} if previous_state is S.OCR_PENDING else None
+                self._move(
+                    session,
+                    job_id,
+                    S.OCR_PENDING,
+                    actor,
+                    expect={S.RECEIVED, S.OCR_PENDING},
+                    details=details,
+                )
+        except InvalidTransition:
+            return False
+        return True
+
+    def save_extraction(
+        self,
+        job_id: str,
+        *,
+        fields: Mapping[str, str | None],
+        field_confidence: Mapping[str, float],
+        confidence: float,
+        route: Route | str,
+        reasons: Sequence[Any] = (),
+        page_count: int,
+        actor: str = "worker:ocr",
+    ) -> JobState:
+        """Store OCR results and route the job: ``ocr_pending -> extracted -> ready|needs_review``.
+
+        ``route`` is ``"submit"`` or ``"review"``; ``reasons`` are ``{code, message}``
+        items explaining the decision. Returns the new state.
+        """
+        route = Route(route)
+        reason_list = _normalise_reasons(reasons)
+        target = S.READY if route is Route.SUBMIT else S.NEEDS_REVIEW
+        with self._write() as session:
+            self._move(
+                session,
+                job_id,
+                S.EXTRACTED,
+                actor,
+                expect={S.OCR_PENDING},
+                values={
+                    "fields": dict(fields),
+                    "field_confidence": dict(field_confidence),
+                    "confidence": confidence,
+                    "route": route.value,
+                    "reasons": reason_list,
+                    "page_count": page_count,
+                },
+                details={"confidence": confidence, "page_count": page_count},
+            )
+            code = message = None
+            if target is S.NEEDS_REVIEW:
+                code = reason_list[0]["code"] if reason_list else "review"
+                message = "; ".join(r["message"] for r in reason_list) or None
+            self._move(
+                session,
+                job_id,
+                target,
+                actor,
+                reason_code=code,
+                reason=message,
+                details={"route": route.value, "codes": [r["code"] for r in reason_list]},
+            )
+        return target
+
+    # -- submitter ----------------------------------------------------------------
+
+    def begin_submit(self, job_id: str, *, actor: str = "submitter") -> bool:
+        """Claim a ``ready`` job for submission; False when another worker has it (or it moved)."""
+        try:
+            with self._write() as session:
+                self._move(session, job_id, S.SUBMITTING, actor, expect={S.READY})
+        except InvalidTransition:
+            return False
+        return True
+
+    def finish_submit(self, job_id: str, ncb_reference: str, *, actor: str = "submitter") -> None:
+        """NCB accepted the claim (201, or 200/409 for one it already had)."""
+        with self._write() as session:
+            self._move(
+                session,
+                job_id,
+                S.SUBMITTED,
+                actor,
+                expect={S.SUBMITTING},
+                values={"ncb_reference": ncb_reference},
+                details={"ncb_reference": ncb_reference},
+            )
+
+    def submit_rejected(
+        self,
+        job_id: str,
+        code: str,
+        message: str,
+        *,
+        details: Mapping[str, Any] | None = None,
+        actor: str = "submitter",
+    ) -> None:
+        """NCB refused the data (400): send the job to a person with NCB's reason."""
+        with self._write() as session:
+            self._move(
+                session,
+                job_id,
+                S.NEEDS_REVIEW,
+                actor,
+                expect={S.SUBMITTING},
+                reason_code=code,
+                reason=message,
+                details={"code": code, "message": message, "ncb": dict(details or {})},
+            )
+
+    def submit_deferred(
+        self, job_id: str, reason: str, *, code: str = "ncb_unavailable", actor: str = "submitter"
+    ) -> None:
+        """NCB was down or busy: put the job back in the queue and count the attempt."""
+        with self._write() as session:
+            self._move(
+                session,
+                job_id,
+                S.READY,
+                actor,
+                expect={S.SUBMITTING},
+                reason_code=code,
+                reason=reason,
+                values={"retry_count": Job.retry_count + 1},
+                details={"code": code, "message": reason},
+            )
+
+    def mark_done(self, job_id: str, *, actor: str = "submitter") -> None:
+        """Everything after submission (archive, audit row) is finished."""
+        with self._write() as session:
+            self._move(session, job_id, S.DONE, actor, expect={S.SUBMITTED})
+
+    # -- failures -----------------------------------------------------------------
+
+    def fail(self, job_id: str, code: str, message: str, actor: str) -> None:
+        """Park a job in ``failed`` from any state that allows it; ``retry_count`` is kept."""
+        with self._write() as session:
+            self._move(
+                session,
+                job_id,
+                S.FAILED,
+                actor,
+                reason_code=code,
+                reason=message,
+                details={"code": code, "message": message},
+            )
+
+    def retry(self, job_id: str, actor: str) -> JobState:
+        """Send a failed job back to the checkpoint before the step that failed.
+
+        Returns the new state, which tells the caller which task to enqueue
+        (``received``: OCR; ``ready``: submit; ``submitted``: archive/audit;
+        ``needs_review``: nothing, a person has it).
+        """
+        with self._write() as session:
+            failed_from = session.scalar(
+                select(JobEvent.from_state)
+                .where(JobEvent.job_id == job_id, JobEvent.to_state == S.FAILED)
+                .order_by(JobEvent.id.desc())
+                .limit(1)
+            )
+            target = RETRY_TARGET.get(failed_from, S.RECEIVED) if failed_from else S.RECEIVED
+            self._move(
+                session,
+                job_id,
+                target,
+                actor,
+                expect={S.FAILED},
+                values={"retry_count": Job.retry_count + 1},
+            )
+        return target
+
+    # -- exception queue (reviewers) ----------------------------------------------
+
+    def approve(self, job_id: str, corrected_fields: Mapping[str, str | None], actor: str) -> None:
+        """A reviewer accepts the job, with corrections: ``needs_review -> ready``.
+
+        ``fields`` keeps what OCR read; corrections accumulate in ``corrected_fields``
+        (a later approval adds to earlier ones), and ``JobSummary.effective_fields``
+        is the merge the submitter sends.
+        """
+        with self._write() as session:
+            earlier = session.scalar(select(Job.corrected_fields).where(Job.id == job_id))
+            merged = {**(earlier or {}), **corrected_fields}
+            self._move(
+                session,
+                job_id,
+                S.READY,
+                actor,
+                expect={S.NEEDS_REVIEW},
+                values={"corrected_fields": merged},
+                details={"corrected_fields": dict(corrected_fields)},
+            )
+
+    def reject(self, job_id: str, reason: str, actor: str, *, code: str = "rejected") -> None:
+        """A reviewer decides the job is not to be submitted (from review or from failed)."""
+        with self._write() as session:
+            self._move(
+                session,
+                job_id,
+                S.REJECTED,
+                actor,
+                expect={S.NEEDS_REVIEW, S.FAILED},
+                reason_code=code,
+                reason=reason,
+                details={"code": code, "message": reason},
+            )
+
+    # -- queries ------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> JobView:
+        """One job with its email and its event trail."""
+        with self._read() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            email = session.get_one(Email, job.email_id)
+            events = session.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+            ).all()
+            return JobView.of_full(job, email, list(events))
+
+    def get_email(self, email_id: str) -> EmailView:
+        with self._read() as session:
+            email = session.get(Email, email_id)
+            if email is None:
+                raise EmailNotFound(email_id)
+            return EmailView.of(email)
+
+    def list_jobs(
+        self,
+        states: Iterable[JobState | str] | None = None,
+        reason_code: str | None = None,
+        email_id: str | None = None,
+        min_confidence: float | None = None,
+        max_confidence: float | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        sort: str = "created_at",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> JobPage:
+        """Filter, sort and page jobs (the exception queue is ``states=["needs_review"]``).
+
+        ``created_from`` is inclusive, ``created_to`` exclusive. Sort keys are those of
+        ``SORT_COLUMNS``, "-" first for descending; empty values sort last either way.
+        """
+        column = SORT_COLUMNS.get(sort.removeprefix("-"))
+        if column is None:
+            raise ValueError(f"unknown sort key {sort!r}; use one of {sorted(SORT_COLUMNS)}")
+        if limit < 1 or offset < 0:
+            raise ValueError("limit must be >= 1 and offset >= 0")
+
+        query: Select[tuple[Job]] = select(Job)
+        if states is not None:
+            query = query.where(Job.state.in_([JobState(s) for s in states]))
+        if reason_code is not None:
+            query = query.where(Job.reason_code == reason_code)
+        if email_id is not None:
+            query = query.where(Job.email_id == email_id)
+        if min_confidence is not None:
+            query = query.where(Job.confidence >= min_confidence)
+        if max_confidence is not None:
+            query = query.where(Job.confidence <= max_confidence)
+        if created_from is not None:
+            query = query.where(Job.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(Job.created_at < created_to)
+
+        order = column.desc() if sort.startswith("-") else column.asc()
+        with self._read() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(
+                query.order_by(order.nulls_last(), Job.id).limit(limit).offset(offset)
+            ).all()
+            return JobPage(items=tuple(JobSummary.of(r) for r in rows), total=total)
+
+    def jobs_in(
+        self, states: Iterable[JobState | str], *, updated_before: datetime | None = None
+    ) -> list[str]:
+        """Ids of jobs in ``states``, oldest first.
+
+        ``updated_before`` finds jobs stuck in a state (e.g. ``submitting`` after a
+        worker died mid-call) so a sweeper can ``fail`` or defer them.
+        """
+        query = select(Job.id).where(Job.state.in_([JobState(s) for s in states]))
+        if updated_before is not None:
+            query = query.where(Job.updated_at < updated_before)
+        with self._read() as session:
+            return list(session.scalars(query.order_by(Job.created_at, Job.id)))
+
+    def counts(self) -> dict[JobState, int]:
+        """Jobs per state, every state present (zero when none)."""
+        with self._read() as session:
+            rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
+        found = {state: n for state, n in rows}
+        return {state: found.get(state, 0) for state in JobState}
+
+    def summary(self, since: datetime | None = None) -> LedgerSummary:
+        """Emails, attachments and jobs per state, all time or recorded since ``since``."""
+        emails = select(func.count()).select_from(Email)
+        jobs = select(Job.state, func.count()).group_by(Job.state)
+        if since is not None:
+            emails = emails.where(Email.created_at >= since)
+            jobs = jobs.where(Job.created_at >= since)
+        with self._read() as session:
+            n_emails = session.scalar(emails) or 0
+            found = {state: n for state, n in session.execute(jobs).all()}
+        by_state = {state: found.get(state, 0) for state in JobState}
+        return LedgerSummary(emails=n_emails, attachments=sum(by_state.values()), by_state=by_state)

@@ -1,0 +1,168 @@
+"""Plain, frozen read models the ledger returns.
+
+Queries hand back these instead of ORM objects so nothing is bound to a closed
+session. Fields that can carry personal data are left out of ``repr`` so that
+logging a view never logs PHI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.ledger.models import Email, Job, JobEvent
+from services.ledger.states import JobState
+
+
+@dataclass(frozen=True)
+class EmailView:
+    id: str
+    source: str
+    source_id: str
+    message_id: str | None
+    received_at: datetime | None
+    sender_hash: str | None
+    policy_number: str | None = field(repr=False)
+    member_id: str | None = field(repr=False)
+    member_name: str | None = field(repr=False)
+    attachment_count: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Email) -> EmailView:
+        return cls(
+            id=row.id,
+            source=row.source,
+            source_id=row.source_id,
+            message_id=row.message_id,
+            received_at=row.received_at,
+            sender_hash=row.sender_hash,
+            policy_number=row.policy_number,
+            member_id=row.member_id,
+            member_name=row.member_name,
+            attachment_count=row.attachment_count,
+            created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    job_id: str
+    at: datetime
+    from_state: JobState | None
+    to_state: JobState
+    actor: str
+    details: dict[str, Any] | None = field(repr=False)
+
+    @classmethod
+    def of(cls, row: JobEvent) -> EventView:
+        return cls(
+            id=row.id,
+            job_id=row.job_id,
+            at=row.at,
+            from_state=row.from_state,
+            to_state=row.to_state,
+            actor=row.actor,
+            details=row.details,
+        )
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """Every column of a job; what ``list_jobs`` returns."""
+
+    id: str
+    email_id: str
+    part_index: int
+    filename: str | None = field(repr=False)
+    content_type: str | None
+    size_bytes: int
+    sha256: str
+    blob_key: str
+    state: JobState
+    reason_code: str | None
+    reason: str | None = field(repr=False)
+    retry_count: int
+    duplicate_of: str | None
+    page_count: int | None
+    fields: dict[str, str | None] | None = field(repr=False)
+    field_confidence: dict[str, float] | None
+    confidence: float | None
+    route: str | None
+    reasons: list[dict[str, str]] | None = field(repr=False)
+    corrected_fields: dict[str, str | None] | None = field(repr=False)
+    ncb_reference: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def effective_fields(self) -> dict[str, str | None]:
+        """The fields to submit: as extracted, overlaid with a reviewer's corrections."""
+        return {**(self.fields or {}), **(self.corrected_fields or {})}
+
+    @staticmethod
+    def columns(row: Job) -> dict[str, Any]:
+        return {
+            "id": row.id,
+            "email_id": row.email_id,
+            "part_index": row.part_index,
+            "filename": row.filename,
+            "content_type": row.content_type,
+            "size_bytes": row.size_bytes,
+            "sha256": row.sha256,
+            "blob_key": row.blob_key,
+            "state": row.state,
+            "reason_code": row.reason_code,
+            "reason": row.reason,
+            "retry_count": row.retry_count,
+            "duplicate_of": row.duplicate_of,
+            "page_count": row.page_count,
+            "fields": row.fields,
+            "field_confidence": row.field_confidence,
+            "confidence": row.confidence,
+            "route": row.route,
+            "reasons": row.reasons,
+            "corrected_fields": row.corrected_fields,
+            "ncb_reference": row.ncb_reference,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        }
+
+    @classmethod
+    def of(cls, row: Job) -> JobSummary:
+        return cls(**cls.columns(row))
+
+
+@dataclass(frozen=True)
+class JobView(JobSummary):
+    """One job with its email and its whole event trail (oldest first)."""
+
+    email: EmailView
+    events: tuple[EventView, ...]
+
+    @classmethod
+    def of_full(cls, row: Job, email: Email, events: list[JobEvent]) -> JobView:
+        return cls(
+            **JobSummary.columns(row),
+            email=EmailView.of(email),
+            events=tuple(EventView.of(e) for e in events),
+        )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of ``list_jobs``: the items and how many match in all."""
+
+    items: tuple[JobSummary, ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """Totals for a run summary: emails, attachments (jobs) and jobs per state."""
+
+    emails: int
+    attachments: int
+    by_state: dict[JobState, int]
