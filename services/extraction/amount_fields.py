@@ -1,0 +1,281 @@
+"""Total and tax: labelled amounts, arithmetic cross-checks and how sure we are.
+
+Every amount on the page is paired with the label printed before it on its visual row
+(or on the row just above when the amount sits alone on its own row). Evidence for each
+candidate total then adds up: how strong its label is, how often it is printed, whether
+CASH - CHANGE, SUBTOTAL + TAX + ROUNDING or TOTAL + ROUNDING reproduce it. Competing
+total-labelled values that nothing explains are held against it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from services.extraction.amounts import find_amounts
+from services.extraction.confidence import from_evidence, ocr_factor
+from services.extraction.labels import Kind, classify
+from services.extraction.layout import Row
+
+FIVE_SEN = Decimal("0.05")
+TAX_TOLERANCE = Decimal("0.02")  # tax computed per line drifts a few sen from total * rate
+
+# Evidence that a label lends to the amount it announces.
+_LABEL_WEIGHT = {Kind.GRAND_TOTAL: 3.0, Kind.TOTAL: 2.0, Kind.WEAK_TOTAL: 0.8}
+_TOTAL_KINDS = frozenset(_LABEL_WEIGHT)
+# Evidence from arithmetic that reproduces a value from other labelled amounts.
+_PAYMENT_CHECK = 1.5  # CASH - CHANGE = value
+_CASH_EQUAL = 1.0  # CASH = value, no change given
+_SUM_CHECK = 1.2  # SUBTOTAL + TAX (+ ROUNDING) = value
+_UNLABELLED = 0.4  # bare amount printed in the totals block
+_VERIFIED_OCR_WEIGHT = 0.3  # how much shaky recognition still counts once cross-checked
+_ROUNDING_PENALTY = 0.85  # exact and rounded totals both printed: let a person choose
+# How fast evidence turns into confidence: 1 - exp(-evidence / scale).
+_EVIDENCE_SCALE = 1.2
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One amount printed on the page with the kind its label announces."""
+
+    value: Decimal
+    kind: Kind
+    row: Row
+    ocr: float  # weakest recognition confidence among the amount's characters
+    from_row_above: bool
+    comma_decimal: bool
+
+
+@dataclass
+class AmountResult:
+    """The chosen value of a field and the evidence behind it."""
+
+    value: Decimal | None
+    confidence: float
+    method: str  # how it was found, for reasons and debugging
+    support: float = 0.0
+    conflict: float = 0.0
+    mismatch: bool = False  # CASH - CHANGE contradicts the chosen total
+    rounding_ambiguous: bool = False  # both the unrounded and the rounded total are printed
+    checks: list[str] = field(default_factory=list)
+    conflicting_values: list[Decimal] = field(default_factory=list)
+
+
+def labelled_amounts(rows: Sequence[Row]) -> list[Labelled]:
+    """Pair every amount with the label before it (same row, or the row above)."""
+    out: list[Labelled] = []
+    for i, row in enumerate(rows):
+        amounts = find_amounts(row.text)
+        prev_end = 0
+        run: list[tuple[int, Kind]] = []  # indices into `out` of the current label's amounts
+        for n, amt in enumerate(amounts):
+            label_text = row.text[prev_end : amt.start]
+            kind = classify(label_text.rstrip("-$ ").rstrip())
+            above = False
+            if kind is Kind.NONE and n == 0 and i > 0:
+                kind, above = _label_above(rows[i - 1], row)
+            if kind is Kind.NONE and run:
+                # More amounts under one label ("TOTAL : 52.00 3.12"): a table row such as
+                # the GST summary, whose columns mean different things. Trust none of them.
+                for idx, _ in run:
+                    out[idx] = _with_kind(out[idx], Kind.OTHER)
+                kind = Kind.OTHER
+            value = -amt.value if amt.negative else amt.value
+            out.append(
+                Labelled(
+                    value=value,
+                    kind=kind,
+                    row=row,
+                    ocr=row.span_confidence(amt.start, amt.end),
+                    from_row_above=above,
+                    comma_decimal=amt.comma_decimal,
+                )
+            )
+            if kind is not Kind.NONE:
+                run.append((len(out) - 1, kind))
+            prev_end = amt.end
+    return out
+
+
+def _with_kind(item: Labelled, kind: Kind) -> Labelled:
+    return Labelled(item.value, kind, item.row, item.ocr, item.from_row_above, item.comma_decimal)
+
+
+def _label_above(above: Row, row: Row) -> tuple[Kind, bool]:
+    """Label of an amount that sits alone under a label-only row ("TOTAL" / "12.50")."""
+    gap = row.top - above.bottom
+    if above.page != row.page or gap > 1.5 * max(row.height, 1.0) or find_amounts(above.text):
+        return Kind.NONE, False
+    kind = classify(above.text)
+    return kind, kind is not Kind.NONE
+
+
+def _near(computed: Decimal, printed: Decimal) -> bool:
+    """A computed sum matches a printed amount as is or rounded to 5 sen (cash rounding)."""
+    return printed in (computed, _round5(computed))
+
+
+def _round5(x: Decimal) -> Decimal:
+    return (x / FIVE_SEN).quantize(Decimal(1), rounding=ROUND_HALF_UP) * FIVE_SEN
+
+
+def _evidence_to_confidence(evidence: float) -> float:
+    return from_evidence(evidence, _EVIDENCE_SCALE)
+
+
+def choose_total(items: Sequence[Labelled]) -> AmountResult:
+    """The payable total with a confidence built from labels, arithmetic and recognition."""
+    totals = [it for it in items if it.kind in _TOTAL_KINDS and it.value > 0]
+    by_kind: dict[Kind, list[Labelled]] = defaultdict(list)
+    for it in items:
+        by_kind[it.kind].append(it)
+    roundings = [it.value for it in by_kind[Kind.ROUNDING] if it.value != 0 and abs(it.value) < 1]
+    cash = [it.value for it in by_kind[Kind.CASH] if it.value > 0]
+    change = [it.value for it in by_kind[Kind.CHANGE] if it.value >= 0]
+    subtotals = [it.value for it in by_kind[Kind.SUBTOTAL] if it.value > 0]
+    taxes = [it.value for it in by_kind[Kind.TAX] if it.value >= 0] + [Decimal(0)]
+    sums = {s + t + r for s in subtotals for t in taxes for r in [*roundings, Decimal(0)]}
+    sums |= {_round5(v) for v in sums}
+    # SUBTOTAL + TAX + ROUNDING that is printed as the amount paid is a candidate even
+    # when the TOTAL line itself was misread or lost.
+    paid_or_bare = {it.value for it in items if it.kind in (Kind.CASH, Kind.NONE)}
+    arithmetic = {v for v in sums if v in paid_or_bare and v > 0}
+    if not totals and not arithmetic:
+        return _fallback_total(items)
+
+    evidence: dict[Decimal, float] = defaultdict(float)
+    readings: dict[Decimal, list[Labelled]] = defaultdict(list)
+    checks: dict[Decimal, list[str]] = defaultdict(list)
+    for v in arithmetic:
+        evidence[v] += 0.0
+        readings[v].extend(it for it in items if it.value == v)
+    first_total_row = min((it.row.index for it in totals), default=len(items) + 1)
+    for it in totals:
+        weight = _LABEL_WEIGHT[it.kind] * (0.85 if it.from_row_above else 1.0)
+        if it.row.rel_y < 0.2:  # totals are printed below the items, not in the header
+            weight *= 0.5
+        evidence[it.value] += weight
+        readings[it.value].append(it)
+    for it in items:  # bare amounts in the totals block, e.g. the rounded total alone
+        if (
+            it.kind is Kind.NONE
+            and it.row.index >= first_total_row
+            and it.value > 0
+            and it.value in evidence
+        ):
+            evidence[it.value] += _UNLABELLED
+            readings[it.value].append(it)
+
+    # TOTAL + ROUNDING: the rounded amount is what was paid; the unrounded loses weight.
+    for base in list(evidence):
+        for r in roundings:
+            rounded = base + r
+            if rounded > 0 and any(it.value == rounded for it in items):
+                evidence[rounded] += evidence[base] * 0.9
+                evidence[base] *= 0.3
+                checks[rounded].append("total_plus_rounding")
+                readings[rounded].extend(it for it in items if it.value == rounded)
+
+    for value in list(evidence):
+        if any(c - g == value for c in cash for g in change if g > 0):
+            evidence[value] += _PAYMENT_CHECK
+            checks[value].append("cash_minus_change")
+        elif value in cash and not any(g > 0 for g in change):
+            evidence[value] += _CASH_EQUAL
+            checks[value].append("cash_equals_total")
+        if any(_near(s, value) for s in sums):
+            evidence[value] += _SUM_CHECK
+            checks[value].append("subtotal_tax_rounding")
+
+    best = max(evidence, key=lambda v: (evidence[v], v))
+    support = evidence[best]
+    explained = {best - r for r in roundings} | {best}
+    conflicts = {
+        v: e
+        for v, e in evidence.items()
+        if v not in explained
+        and not any(_near(x, v) or _near(v, x) for x in explained)
+        and any(it.kind in (Kind.GRAND_TOTAL, Kind.TOTAL) for it in readings[v])
+    }
+    conflict = sum(conflicts.values())
+
+    paid = [c - g for c in cash for g in change if g > 0 and c > g]
+    mismatch = bool(paid) and not any(p == v for p in paid for v in explained)
+    # Receipts print both the exact total and the total rounded to 5 sen; which one a
+    # claim should carry is a policy question that the receipt cannot settle.
+    unrounded = {best - r for r in roundings} - {best}
+    rounding_ambiguous = any(
+        it.value in unrounded for it in items if it.kind in _TOTAL_KINDS or it.kind is Kind.SUBTOTAL
+    )
+    confidence = _evidence_to_confidence(support)
+    if rounding_ambiguous:
+        confidence *= _ROUNDING_PENALTY
+    if mismatch:
+        confidence *= 0.7
+    if conflict:
+        confidence *= support / (support + 1.5 * conflict)
+    best_readings = [it for it in readings[best] if it.value == best] or readings[best]
+    ocr = max((it.ocr for it in best_readings), default=0.0)
+    factor = ocr_factor(ocr)
+    if {"cash_minus_change", "subtotal_tax_rounding"} & set(checks[best]) or len(
+        {it.row.index for it in best_readings}
+    ) > 1:
+        # Arithmetic over other numbers, or a second printing, reproduces these exact
+        # digits: a misread would have to be repeated or compensated to survive that.
+        factor = 1.0 - (1.0 - factor) * _VERIFIED_OCR_WEIGHT
+    confidence *= factor
+    if best_readings and all(it.comma_decimal for it in best_readings):
+        confidence *= 0.85
+    return AmountResult(
+        value=best,
+        confidence=round(min(confidence, 0.999), 4),
+        method="labelled",
+        support=support,
+        conflict=conflict,
+        mismatch=mismatch,
+        rounding_ambiguous=rounding_ambiguous,
+        checks=checks[best],
+        conflicting_values=sorted(conflicts),
+    )
+
+
+def _fallback_total(items: Sequence[Labelled]) -> AmountResult:
+    """No total label: CASH - CHANGE, else the largest amount low on the page (weak)."""
+    cash = [it for it in items if it.kind is Kind.CASH and it.value > 0]
+    change = [it for it in items if it.kind is Kind.CHANGE and it.value >= 0]
+    if cash and change:
+        c, g = max(cash, key=lambda it: it.value), change[0]
+        if c.value - g.value > 0:
+            conf = 0.6 * ocr_factor(min(c.ocr, g.ocr))
+            return AmountResult(c.value - g.value, conf, "cash_minus_change", support=1.0)
+    lower = [it for it in items if it.row.rel_y > 0.3 and it.value > 0]
+    if not lower:
+        return AmountResult(None, 0.0, "none")
+    best = max(lower, key=lambda it: it.value)
+    return AmountResult(best.value, 0.3 * ocr_factor(best.ocr), "largest_amount", support=0.3)
+
+
+def choose_tax(items: Sequence[Labelled], total: Decimal | None) -> AmountResult:
+    """The tax (GST/SST) amount: a tax-labelled value that fits the total's arithmetic."""
+    taxes = [it for it in items if it.kind is Kind.TAX and it.value >= 0]
+    if not taxes:
+        return AmountResult(None, 0.0, "none")
+    subtotals = [it.value for it in items if it.kind is Kind.SUBTOTAL]
+
+    def score(it: Labelled) -> float:
+        s = 1.0
+        if total is not None and it.value < total:
+            rates = (Decimal("0.06"), Decimal("0.10"), Decimal("0.08"), Decimal("0.05"))
+            if any(abs(it.value - total * r / (1 + r)) <= TAX_TOLERANCE for r in rates):
+                s += 2.0
+            if any(_near(sub + it.value, total) for sub in subtotals):
+                s += 2.0
+        elif total is not None:
+            s -= 1.0  # a "tax" as large as the total is a base amount, not the tax
+        return s + 0.2 * sum(1 for other in taxes if other.value == it.value)
+
+    best = max(taxes, key=lambda it: (score(it), -it.row.index))
+    conf = _evidence_to_confidence(score(best)) * ocr_factor(best.ocr)
+    return AmountResult(best.value, round(conf, 4), "labelled", support=score(best))

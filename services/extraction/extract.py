@@ -1,0 +1,136 @@
+"""extract_claim: OCR pages -> claim fields, per-field confidence, overall confidence, route.
+
+Routing is deliberately conservative: a wrong claim submitted with confidence costs far
+more than a correct one sent to a person, so anything short of a confident total AND a
+confident, plausible service date goes to review with the reasons spelled out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date
+
+from services.extraction.amount_fields import (
+    AmountResult,
+    choose_tax,
+    choose_total,
+    labelled_amounts,
+)
+from services.extraction.amounts import format_amount
+from services.extraction.date_field import DateResult, choose_date
+from services.extraction.invoice import extract_invoice_number
+from services.extraction.layout import Row, build_rows
+from services.extraction.model import ClaimExtraction, Reason
+from services.extraction.provider import extract_provider
+from services.ocr.result import PageText
+
+# A page with fewer readable characters than this is blank or unreadable, not a receipt.
+_MIN_CHARS = 10
+
+
+def extract_claim(
+    pages: Sequence[PageText], *, today: date, threshold: float = 0.90
+) -> ClaimExtraction:
+    """Read claim fields from a receipt's OCR pages and decide submit or review."""
+    rows = build_rows(pages)
+    readable = sum(ch.isalnum() for r in rows for ch in r.text)
+    if readable < _MIN_CHARS:
+        return _empty(Reason("no_text", "No readable text was found on the document."))
+
+    items = labelled_amounts(rows)
+    total = choose_total(items)
+    tax = choose_tax(items, total.value)
+    when = choose_date(rows, today)
+    name, address = extract_provider(rows)
+    invoice = extract_invoice_number(rows)
+    currency, currency_conf = _currency(rows)
+
+    fields: dict[str, str | None] = {
+        "total_amount": format_amount(total.value) if total.value is not None else None,
+        "service_date": when.value.isoformat() if when.value else None,
+        "provider_name": name.value,
+        "provider_address": address.value,
+        "invoice_number": invoice.value,
+        "tax_amount": format_amount(tax.value) if tax.value is not None else None,
+        "currency": currency,
+    }
+    field_confidence = {
+        "total_amount": total.confidence,
+        "service_date": when.confidence,
+        "provider_name": name.confidence,
+        "provider_address": address.confidence,
+        "invoice_number": invoice.confidence,
+        "tax_amount": tax.confidence,
+        "currency": currency_conf,
+    }
+    reasons = _total_reasons(total, threshold) + _date_reasons(when, threshold)
+    confidence = round(min(total.confidence, when.confidence), 4)
+    route = "submit" if not reasons and confidence >= threshold else "review"
+    return ClaimExtraction(fields, field_confidence, confidence, route, reasons)
+
+
+def _total_reasons(total: AmountResult, threshold: float) -> list[Reason]:
+    if total.value is None:
+        return [Reason("missing_total", "No total amount was found on the receipt.")]
+    reasons = []
+    if total.conflicting_values:
+        reasons.append(
+            Reason("ambiguous_total", "The receipt shows more than one different total.")
+        )
+    if total.mismatch:
+        reasons.append(
+            Reason("total_mismatch", "The total does not agree with the payment and change.")
+        )
+    if total.rounding_ambiguous:
+        reasons.append(
+            Reason(
+                "rounding_adjusted",
+                "The receipt prints both an exact and a rounded total; confirm which to claim.",
+            )
+        )
+    if total.method != "labelled":
+        reasons.append(
+            Reason("unlabelled_total", "No TOTAL label was found; the amount is a best guess.")
+        )
+    if total.confidence < threshold:
+        reasons.append(Reason("low_confidence_total", "The total amount was not read confidently."))
+    return reasons
+
+
+def _date_reasons(when: DateResult, threshold: float) -> list[Reason]:
+    if when.value is None:
+        return [Reason("missing_date", "No service date was found on the receipt.")]
+    if when.in_future:
+        return [Reason("date_in_future", "The service date is later than today.")]
+    if when.too_old:
+        return [Reason("date_too_old", "The service date is implausibly old.")]
+    reasons = []
+    if when.conflicting_values and when.confidence < threshold:
+        reasons.append(Reason("ambiguous_date", "The receipt shows more than one date."))
+    if when.confidence < threshold:
+        reasons.append(Reason("low_confidence_date", "The service date was not read confidently."))
+    return reasons
+
+
+def _currency(rows: Sequence[Row]) -> tuple[str, float]:
+    """MYR unless another currency is named; RM/MYR printed makes it near-certain."""
+    text = " ".join(r.text.upper() for r in rows)
+    for code, pattern in (("SGD", r"\bSGD\b|\bS\$"), ("USD", r"\bUSD\b|\bUS\$")):
+        if re.search(pattern, text):
+            return code, 0.8
+    if re.search(r"\bRM|\bMYR\b|RINGGIT", text):
+        return "MYR", 0.99
+    return "MYR", 0.9
+
+
+def _empty(reason: Reason) -> ClaimExtraction:
+    names = ("total_amount", "service_date", "provider_name", "provider_address",
+             "invoice_number", "tax_amount", "currency")  # fmt: skip
+    return ClaimExtraction(
+        fields=dict.fromkeys(names),
+        field_confidence=dict.fromkeys(names, 0.0),
+        confidence=0.0,
+        route="review",
+        reasons=[reason],
+    )
