@@ -45,9 +45,10 @@ _NAME_LABEL_SPECIFIC = (
     r"|\bfull\s+name\b|\bclaimant(?:'s)?\s*name\b|\bpolicy\s*holder(?:'s)?\s*name\b"
     r"|\binsured(?:'s)?\s*name\b"
 )
-# "Name:" / "Nama:" alone: only at the start of a line or after a field separator,
+# "Name:" / "Nama:" alone: only at the start of a line (after a bullet at most) or after
+# a field separator,
 # and only with a colon, so "Patient Name:", "File name:", "Nama Syarikat:" never match.
-_NAME_LABEL_GENERIC = r"(?:^|(?<=[|,;/]))\s*(?:name|nama)\s*[:：=]"
+_NAME_LABEL_GENERIC = r"(?:^[ \t]*(?:[-•*·][ \t]*)?|(?<=[|,;/])\s*)(?:name|nama)\s*[:：=]"
 
 _POLICY_RE = re.compile(rf"(?:{_POLICY_LABEL}){_SEP}", re.IGNORECASE | re.MULTILINE)
 _MEMBER_RE = re.compile(rf"(?:{_MEMBER_LABEL}){_SEP}", re.IGNORECASE | re.MULTILINE)

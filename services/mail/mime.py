@@ -8,6 +8,8 @@ Anything that is not a body part is reported, as a claim document or with a skip
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 import email.utils
 import hashlib
@@ -170,12 +172,31 @@ def _safe_filename(part: Message) -> str | None:
         name = part.get_filename()
     except Exception:
         name = None
+    if name and "\ufffd" in name:
+        name = _legacy_filename(part) or name
     if not name:
         return None
     name = _fix_surrogates(str(name)).replace("\\", "/")
     name = os.path.basename(name)
     name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()
     return name or None
+
+
+_RAW_FILENAME_RE = re.compile(r'\b(filename|name)\s*=\s*(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
+
+
+def _legacy_filename(part: Message) -> str | None:
+    """Filename from the raw header when it holds undeclared 8-bit bytes.
+
+    ``policy.default`` turns such bytes into U+FFFD; the raw header still holds them as
+    surrogate escapes, which ``_fix_surrogates`` can read as UTF-8 or cp1252.
+    """
+    found: dict[str, str] = {}
+    for header, value in part.raw_items():  # type: ignore[attr-defined]
+        if header.lower() in {"content-type", "content-disposition"}:
+            for match in _RAW_FILENAME_RE.finditer(str(value)):
+                found.setdefault(match.group(1).lower(), match.group(2) or match.group(3))
+    return found.get("filename") or found.get("name")
 
 
 def _decode_payload(part: Message) -> tuple[bytes, tuple[str, ...]]:
@@ -185,8 +206,31 @@ def _decode_payload(part: Message) -> tuple[bytes, tuple[str, ...]]:
     except Exception as exc:  # never let one bad part stop the email
         return b"", (type(exc).__name__,)
     data = payload if isinstance(payload, bytes) else b""
-    defects = tuple(type(d).__name__ for d in part.defects[before:])
-    return data, defects
+    new_defects = part.defects[before:]
+    if any(isinstance(d, errors.InvalidBase64LengthDefect) for d in new_defects):
+        data = _salvage_base64(part)
+    return data, tuple(type(d).__name__ for d in new_defects)
+
+
+_NOT_BASE64_RE = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def _salvage_base64(part: Message) -> bytes:
+    """Decode what can be decoded of a truncated base64 body.
+
+    The email package gives up on a body whose length is 4n+1 and returns the base64
+    text itself; a truncated upload still holds most of the file, so drop the dangling
+    characters and decode the rest. Garbage stays garbage and is skipped later.
+    """
+    text = part.get_payload(decode=False)
+    if not isinstance(text, str):
+        return b""
+    clean = _NOT_BASE64_RE.sub(b"", text.encode("ascii", errors="ignore"))
+    clean = clean[: len(clean) - len(clean) % 4]
+    try:
+        return base64.b64decode(clean)
+    except binascii.Error:
+        return b""
 
 
 def _attachments(msg: Message, max_bytes: int | None) -> list[Attachment]:
