@@ -1,0 +1,337 @@
+"""extract_claim on synthetic receipts laid out with real geometry."""
+
+from __future__ import annotations
+
+import ast
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+import services.extraction
+from services.extraction import ClaimExtraction, extract_claim
+from services.ocr.result import PageText, TextLine
+
+TODAY = date(2019, 6, 30)
+ROW_PITCH = 30
+LINE_HEIGHT = 20
+CHAR_WIDTH = 10
+
+
+@dataclass(frozen=True)
+class Seg:
+    """A text box on a row: x position, text, and optionally weak characters."""
+
+    x: float
+    text: str
+    weak: str = ""  # substring whose characters get `weak_conf`
+    weak_conf: float = 0.3
+    dy: float = 0.0  # vertical offset from the row (skewed photos, split boxes)
+
+
+Row = str | Seg | Sequence[Seg]
+
+
+def _line(seg: Seg, y: float) -> TextLine:
+    confs = [0.995] * len(seg.text)
+    if seg.weak:
+        start = seg.text.index(seg.weak)
+        for i in range(start, start + len(seg.weak)):
+            confs[i] = seg.weak_conf
+    x0, x1 = seg.x, seg.x + CHAR_WIDTH * len(seg.text)
+    top, bottom = y + seg.dy, y + seg.dy + LINE_HEIGHT
+    box = ((x0, top), (x1, top), (x1, bottom), (x0, bottom))
+    return TextLine(seg.text, box, min(confs, default=1.0), tuple(confs))
+
+
+def _rotate(line: TextLine, degrees: float) -> TextLine:
+    a = math.radians(degrees)
+    box = tuple(
+        (x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)) for x, y in line.box
+    )
+    return TextLine(line.text, box, line.confidence, line.char_confidences)  # type: ignore[arg-type]
+
+
+def page(*rows: Row, width: int = 600, shuffle: bool = True, degrees: float = 0.0) -> PageText:
+    """A page with one visual row per argument, ROW_PITCH apart, from the top.
+
+    ``degrees`` rotates the whole page, as a receipt photographed slightly askew.
+    """
+    lines: list[TextLine] = []
+    for n, row in enumerate(rows):
+        y = 20 + n * ROW_PITCH
+        segs = [Seg(20, row)] if isinstance(row, str) else [row] if isinstance(row, Seg) else row
+        lines.extend(_rotate(_line(seg, y), degrees) for seg in segs)
+    if shuffle:  # OCR engines do not promise reading order
+        lines = lines[1::2] + lines[0::2]
+    return PageText(width, 20 + len(rows) * ROW_PITCH + 40, tuple(lines))
+
+
+def amount_row(label: str, amount: str, **weak: object) -> list[Seg]:
+    """Label on the left, amount right-aligned in its own box (as OCR splits them)."""
+    return [Seg(20, label), Seg(560 - CHAR_WIDTH * len(amount), amount, **weak)]  # type: ignore[arg-type]
+
+
+HEADER: list[Row] = [
+    "MEDIVIEW KLINIK SDN BHD",
+    "(123456-X)",
+    "NO 12, JALAN MERANTI 2,",
+    "TAMAN MERANTI,",
+    "47400 PETALING JAYA, SELANGOR",
+    "TEL: 03-1234 5678",
+    "GST REG NO: 000123456789",
+    "TAX INVOICE",
+    "Invoice No: INV-20180012",
+    "Date: 25/12/2018 10:31:02",
+    amount_row("CONSULTATION", "30.00"),
+    amount_row("MEDICINE", "17.17"),
+]
+
+
+def receipt(*tail: Row, header: Sequence[Row] = HEADER, degrees: float = 0.0) -> PageText:
+    return page(*header, *tail, "THANK YOU", "PLEASE COME AGAIN", degrees=degrees)
+
+
+CLEAN_TAIL: list[Row] = [
+    amount_row("SUBTOTAL", "47.17"),
+    amount_row("GST 6%", "2.83"),
+    amount_row("TOTAL (INCL. GST)", "RM 50.00"),
+    amount_row("CASH", "100.00"),
+    amount_row("CHANGE", "50.00"),
+]
+
+
+def codes(result: ClaimExtraction) -> set[str]:
+    return {r.code for r in result.reasons}
+
+
+def test_clean_receipt_is_submitted_with_all_fields() -> None:
+    result = extract_claim([receipt(*CLEAN_TAIL)], today=TODAY)
+
+    assert result.route == "submit", result.reasons
+    assert result.reasons == []
+    assert result.fields == {
+        "total_amount": "50.00",
+        "service_date": "2018-12-25",
+        "provider_name": "MEDIVIEW KLINIK SDN BHD",
+        "provider_address": "NO 12, JALAN MERANTI 2, TAMAN MERANTI, 47400 PETALING JAYA, SELANGOR",
+        "invoice_number": "INV-20180012",
+        "tax_amount": "2.83",
+        "currency": "MYR",
+    }
+    assert result.confidence >= 0.9
+    assert set(result.field_confidence) == set(result.fields)
+    assert all(0.0 <= c <= 1.0 for c in result.field_confidence.values())
+
+
+def test_distractors_are_not_taken_for_the_total() -> None:
+    tail = [
+        amount_row("SUB TOTAL", "47.17"),
+        amount_row("TOTAL QTY: 2", "2.00"),
+        amount_row("GRAND TOTAL", "50.00"),
+        amount_row("CASH TENDERED", "500.00"),
+        amount_row("CHANGE", "450.00"),
+        "GST SUMMARY",
+        [Seg(20, "TOTAL :"), Seg(300, "47.17"), Seg(480, "2.83")],
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "50.00"
+    assert "ambiguous_total" not in codes(result)
+
+
+def test_label_and_amount_in_separate_boxes_on_one_row() -> None:
+    # The amount box sits 7px lower than its label: still the same visual row.
+    tail = [
+        [Seg(20, "TOTAL"), Seg(500, "50.00", dy=7)],
+        [Seg(20, "CASH"), Seg(500, "100.00", dy=7)],
+        [Seg(20, "CHANGE"), Seg(500, "50.00", dy=7)],
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "50.00"
+
+
+@pytest.mark.parametrize("degrees", [-2.0, 2.0])
+def test_rotated_photo_keeps_labels_with_their_amounts(degrees: float) -> None:
+    # At 2 degrees a right-aligned amount drifts ~17px, most of a row, from its label.
+    tail = [
+        amount_row("SUBTOTAL", "47.17"),
+        amount_row("GST 6%", "2.83"),
+        amount_row("TOTAL", "50.00"),
+        amount_row("CASH", "100.00"),
+        amount_row("CHANGE", "50.00"),
+    ]
+    result = extract_claim([receipt(*tail, degrees=degrees)], today=TODAY)
+    assert result.fields["total_amount"] == "50.00"
+    assert result.fields["tax_amount"] == "2.83"
+    assert result.route == "submit", result.reasons
+
+
+def test_amount_on_the_row_under_its_label() -> None:
+    tail = [Seg(20, "TOTAL AMOUNT PAYABLE (RM)"), Seg(480, "50.00"), amount_row("CASH", "50.00")]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "50.00"
+
+
+def test_low_character_confidence_on_total_digits_goes_to_review() -> None:
+    tail = [amount_row("TOTAL", "50.00", weak="50", weak_conf=0.4)]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.route == "review"
+    assert "low_confidence_total" in codes(result)
+    clean = extract_claim([receipt(amount_row("TOTAL", "50.00"))], today=TODAY)
+    assert result.field_confidence["total_amount"] < clean.field_confidence["total_amount"]
+
+
+def test_weak_characters_outside_the_value_do_not_matter() -> None:
+    weak_label = [Seg(20, "T0TAL (INCL. GST)", weak="T0TAL"), Seg(480, "RM 50.00")]
+    tail = [*CLEAN_TAIL[:2], weak_label]
+    tail += CLEAN_TAIL[3:]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.route == "submit", result.reasons
+
+
+def test_no_amount_means_missing_total() -> None:
+    result = extract_claim([receipt(header=HEADER[:10])], today=TODAY)
+    assert result.fields["total_amount"] is None
+    assert result.route == "review"
+    assert "missing_total" in codes(result)
+
+
+def test_future_date_goes_to_review() -> None:
+    header = [*HEADER[:9], "Date: 25/12/2019 10:31:02", *HEADER[10:]]
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+    assert result.fields["service_date"] == "2019-12-25"
+    assert result.route == "review"
+    assert "date_in_future" in codes(result)
+
+
+def test_missing_date_goes_to_review() -> None:
+    header = [h for h in HEADER if not (isinstance(h, str) and h.startswith("Date"))]
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+    assert result.fields["service_date"] is None
+    assert "missing_date" in codes(result)
+    assert result.route == "review"
+
+
+@pytest.mark.parametrize("pages", [[], [PageText(600, 800, ())], [page("  ", "-", "*")]])
+def test_blank_page_is_no_text(pages: list[PageText]) -> None:
+    result = extract_claim(pages, today=TODAY)
+    assert result.route == "review"
+    assert [r.code for r in result.reasons] == ["no_text"]
+    assert result.confidence == 0.0
+    assert all(v is None for v in result.fields.values())
+
+
+def test_cross_checks_raise_confidence() -> None:
+    alone = extract_claim([receipt(amount_row("TOTAL", "50.00"))], today=TODAY)
+    checked = extract_claim(
+        [
+            receipt(
+                amount_row("SUBTOTAL", "47.17"),
+                amount_row("GST 6%", "2.83"),
+                amount_row("TOTAL", "50.00"),
+                amount_row("CASH", "100.00"),
+                amount_row("CHANGE", "50.00"),
+            )
+        ],
+        today=TODAY,
+    )
+    assert checked.field_confidence["total_amount"] > alone.field_confidence["total_amount"]
+    assert alone.route == "review" and "low_confidence_total" in codes(alone)
+    assert checked.route == "submit"
+
+
+def test_payment_that_contradicts_the_total_lowers_confidence() -> None:
+    tail = [
+        amount_row("GRAND TOTAL", "50.00"),
+        amount_row("CASH", "100.00"),
+        amount_row("CHANGE", "40.00"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert "total_mismatch" in codes(result)
+    assert result.route == "review"
+
+
+def test_competing_totals_are_ambiguous() -> None:
+    tail = [amount_row("TOTAL", "50.00"), amount_row("GRAND TOTAL", "55.00")]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "55.00"
+    assert "ambiguous_total" in codes(result)
+    assert result.route == "review"
+
+
+def test_rounded_total_is_chosen_but_reviewed() -> None:
+    tail = [
+        amount_row("TOTAL", "50.02"),
+        amount_row("ROUNDING ADJ", "-0.02"),
+        amount_row("TOTAL ROUNDED", "50.00"),
+        amount_row("CASH", "100.00"),
+        amount_row("CHANGE", "50.00"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "50.00"
+    assert "rounding_adjusted" in codes(result)
+    assert result.route == "review"
+
+
+def test_labelled_sale_date_beats_card_expiry_and_conflicts_lower_confidence() -> None:
+    header = [*HEADER[:10], "Card Expiry: 30/09/20", *HEADER[10:]]
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+    assert result.fields["service_date"] == "2018-12-25"
+
+    rival = [*HEADER[:10], "Printed 26/12/2018 08:00:01", *HEADER[10:]]
+    unsure = extract_claim([receipt(*CLEAN_TAIL, header=rival)], today=TODAY)
+    assert unsure.field_confidence["service_date"] < result.field_confidence["service_date"]
+
+
+def test_threshold_controls_routing() -> None:
+    plain = [receipt(amount_row("TOTAL", "50.00"))]
+    assert extract_claim(plain, today=TODAY).route == "review"
+    assert extract_claim(plain, today=TODAY, threshold=0.5).route == "submit"
+
+
+def test_totals_on_a_second_page() -> None:
+    first = page(*HEADER)
+    second = page(*CLEAN_TAIL, "THANK YOU")
+    result = extract_claim([first, second], today=TODAY)
+    assert result.fields["total_amount"] == "50.00"
+    assert result.fields["provider_name"] == "MEDIVIEW KLINIK SDN BHD"
+
+
+def test_wrapped_provider_name_and_malay_date() -> None:
+    header = [
+        "LIAN CHI PU TIAN VEGETARIAN",
+        "RESTAURANT SDN BHD",
+        "(1095514-X)",
+        "54, JALAN SS23/11,",
+        "47400 PETALING JAYA, SELANGOR",
+        "Tel: 03-7805 7889",
+        "No. Resit: R-000123",
+        "Tarikh: 3 Ogos 2018 12:17",
+    ]
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+    assert result.fields["provider_name"] == "LIAN CHI PU TIAN VEGETARIAN RESTAURANT SDN BHD"
+    assert result.fields["provider_address"] == "54, JALAN SS23/11, 47400 PETALING JAYA, SELANGOR"
+    assert result.fields["service_date"] == "2018-08-03"
+    assert result.fields["invoice_number"] == "R-000123"
+
+
+def test_domain_package_imports_only_stdlib_and_own_code() -> None:
+    package = Path(services.extraction.__file__).parent
+    allowed_prefixes = ("services.extraction", "services.ocr.result", "__future__")
+    for source in package.glob("*.py"):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                assert name.startswith(allowed_prefixes) or top in sys.stdlib_module_names, (
+                    f"{source.name} imports {name}"
+                )
