@@ -48,7 +48,8 @@ _RULES: list[tuple[Kind, re.Pattern[str]]] = [
         r"\bCREDIT\b|\bDEBIT\b|\bAMEX\b|\bTUNAI\b|\bE ?WALLET\b|\bBOOST\b|\bGRAB ?PAY\b")),
     (Kind.GRAND_TOTAL, re.compile(
         r"\bGRAND TOTAL\b|\bNETT? ?TOTAL\b|\bNETT? (AMT|AMOUNT)\b|\bTOTAL (AMT |AMOUNT )?PAYABLE\b|"
-        r"\b(AMT|AMOUNT) DUE\b|\bTOTAL DUE\b|\bROUNDED TOTAL\b|\bTOTAL (AMT |AMOUNT )?ROUNDED\b|"
+        r"\b(AMT|AMOUNT) (DUE|TO BE PAID|TO PAY|PAYABLE)\b|\bTOTAL DUE\b|"
+        r"\bROUNDED TOTAL\b|\bTOTAL (AMT |AMOUNT )?ROUNDED\b|"
         r"\bTOTAL AFTER (ROUNDING|ADJ)|\bTOTAL (AMT |AMOUNT |SALES |RM )*"
         r"(INCL|INC|INCLUSIVE|INCLUDING|WITH)\b|\bJUMLAH\b")),
     (Kind.ROUNDING, re.compile(r"^(?!.*TOTAL).*(\bROUND(ING|ED)?\b|\bRND\b|\bADJ(USTMENT)?\b)")),
