@@ -121,7 +121,8 @@ class MaildirSource:
             target = done_dir / f"{Path(name).stem}.{n}{Path(name).suffix}"
             n += 1
         os.replace(src, target)
-        log.debug("email file moved to done", extra={"source_id": name})
+        # no file name in the log: operators name dropped files after the member
+        log.debug("email file moved to done")
 
 
 def _flags(filename: str) -> str:
