@@ -53,7 +53,40 @@ def _parser() -> argparse.ArgumentParser:
         help="files per OCR call (default: OCR_BATCH_SIZE)",
     )
     extract.set_defaults(handler=_extract)
+
+    run = commands.add_parser(
+        "run",
+        help="run the pipeline: poller, OCR worker, submitter and beat",
+        description=(
+            "Start the OCR and submit workers and beat (Celery over Redis when REDIS_URL "
+            "answers, else an embedded SQLite broker), and the NCB stand-in when "
+            "NCB_API_BASE_URL is empty. On a first run the bundled sample inbox is copied "
+            "into the data directory's inbox. Worker logs go to DATA_DIR/logs."
+        ),
+    )
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="poll the mailbox once, wait until every job is at rest, print a JSON summary",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="with --once: give up waiting after this many seconds (exit 1) (900)",
+    )
+    run.set_defaults(handler=_run)
+
+    from services.review_cli import add_review_commands
+
+    add_review_commands(commands)
     return parser
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from services.runner import run
+
+    return run(get_settings(), once=args.once, timeout_s=args.timeout)
 
 
 def _iter_files(paths: Sequence[Path]) -> Iterator[Path]:

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     max_page_pixels: int = Field(default=40_000_000, alias="MAX_PAGE_PIXELS")
     pdf_dpi: int = Field(default=200, ge=72, le=600, alias="PDF_DPI")
 
+    # Scheduling: how often beat polls the mailbox and sweeps the ledger for stalled work.
+    poll_interval_s: float = Field(default=60.0, gt=0, alias="POLL_INTERVAL_S")
+    sweep_interval_s: float = Field(default=30.0, gt=0, alias="SWEEP_INTERVAL_S")
+    stale_after_s: float = Field(default=20 * 60.0, gt=0, alias="STALE_AFTER_S")
+    max_ocr_attempts: int = Field(default=3, ge=1, alias="MAX_OCR_ATTEMPTS")
+
     # Mail source
     mail_source: Literal["maildir", "gmail", "imap"] = Field(default="maildir", alias="MAIL_SOURCE")
     maildir_path: Path | None = Field(default=None, alias="MAILDIR_PATH")
@@ -50,6 +56,15 @@ class Settings(BaseSettings):
     ncb_api_key: SecretStr = Field(default=SecretStr("standin-key"), alias="NCB_API_KEY")
     ncb_timeout_s: float = Field(default=15.0, gt=0, alias="NCB_TIMEOUT_S")
     ncb_max_attempts: int = Field(default=8, ge=1, alias="NCB_MAX_ATTEMPTS")
+    # Some NCB tenants accept the member id where the email gives no policy number.
+    ncb_member_id_as_policy: bool = Field(default=False, alias="NCB_MEMBER_ID_AS_POLICY")
+    ncb_breaker_threshold: int = Field(default=5, ge=1, alias="NCB_BREAKER_THRESHOLD")
+    ncb_breaker_cooldown_s: float = Field(default=30.0, gt=0, alias="NCB_BREAKER_COOLDOWN_S")
+    ncb_retry_base_delay_s: float = Field(default=0.5, ge=0, alias="NCB_RETRY_BASE_DELAY_S")
+    ncb_retry_max_delay_s: float = Field(default=30.0, ge=0, alias="NCB_RETRY_MAX_DELAY_S")
+    # After NCB refuses our credentials (401/403), hold all submissions this long.
+    ncb_auth_pause_s: float = Field(default=300.0, gt=0, alias="NCB_AUTH_PAUSE_S")
+    ncb_max_retry_after_s: float = Field(default=60.0, ge=0, alias="NCB_MAX_RETRY_AFTER_S")
 
     # Audit log and archive (local implementations; Google ones come later)
     audit_log_path: Path | None = Field(default=None, alias="AUDIT_LOG_PATH")

@@ -1,0 +1,120 @@
+"""The OCR worker's step: a batch of jobs -> one engine call -> fields routed in the ledger.
+
+Safe to run twice: a job already past OCR is left alone, and one taken again after a
+worker died counts an attempt; past ``max_attempts`` (a page that keeps killing its
+worker) it fails with a clear reason instead of looping forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from services.blobs import BlobStore
+from services.extraction import ClaimExtraction, Reason
+from services.ledger import InvalidTransition, JobState, Ledger, StaleState
+from services.ocr.engine import OcrEngine
+from services.ocr.pages import PageLimits
+from services.reading import read_documents
+
+log = logging.getLogger(__name__)
+
+ACTOR = "worker:ocr"
+
+
+@dataclass
+class RecognitionReport:
+    ready: list[str] = field(default_factory=list)
+    needs_review: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def ocr_attempts(ledger: Ledger, job_id: str) -> int:
+    """How many times a worker has taken this job for OCR (from the event trail)."""
+    return sum(1 for e in ledger.get_job(job_id).events if e.to_state is JobState.OCR_PENDING)
+
+
+def apply_claim_rules(extraction: ClaimExtraction, policy_number: str | None) -> ClaimExtraction:
+    """What NCB needs beyond a confident receipt: a policy number (from the email, not
+    the receipt) and an invoice number. Without them the claim goes to a person."""
+    missing = []
+    if not policy_number:
+        missing.append(
+            Reason("missing_policy_number", "The email gives no policy number, which NCB needs.")
+        )
+    if not extraction.fields.get("invoice_number"):
+        missing.append(Reason("missing_invoice_number", "No invoice or receipt number was found."))
+    if not missing:
+        return extraction
+    return replace(extraction, route="review", reasons=[*extraction.reasons, *missing])
+
+
+def recognise_jobs(
+    job_ids: Sequence[str],
+    *,
+    ledger: Ledger,
+    blobs: BlobStore,
+    engine: OcrEngine,
+    limits: PageLimits,
+    threshold: float,
+    max_attempts: int,
+    member_id_as_policy: bool = False,
+) -> RecognitionReport:
+    report = RecognitionReport()
+    documents: list[tuple[str, bytes]] = []
+    for job_id in job_ids:
+        if not ledger.start_ocr(job_id, actor=ACTOR):
+            report.skipped.append(job_id)  # already past OCR: a repeated task
+            continue
+        attempts = ocr_attempts(ledger, job_id)
+        if attempts > max_attempts:
+            ledger.fail(
+                job_id,
+                "ocr_attempts_exhausted",
+                f"OCR was started {attempts - 1} times without finishing (the worker died "
+                "each time); the document is set aside for a person.",
+                ACTOR,
+            )
+            report.failed.append(job_id)
+            continue
+        try:
+            documents.append((job_id, blobs.get(ledger.get_job(job_id).blob_key)))
+        except (OSError, KeyError):
+            ledger.fail(job_id, "blob_missing", "The stored attachment bytes are missing.", ACTOR)
+            report.failed.append(job_id)
+
+    for result in read_documents(engine, documents, limits=limits, threshold=threshold):
+        job = ledger.get_job(result.key)
+        if result.error_code is not None:
+            reason = result.extraction.reasons[0]
+            ledger.fail(result.key, reason.code, reason.message, ACTOR)
+            report.failed.append(result.key)
+            continue
+        policy = job.email.policy_number or (job.email.member_id if member_id_as_policy else None)
+        extraction = apply_claim_rules(result.extraction, policy)
+        try:
+            state = ledger.save_extraction(
+                result.key,
+                fields=extraction.fields,
+                field_confidence=extraction.field_confidence,
+                confidence=extraction.confidence,
+                route=extraction.route,
+                reasons=[{"code": r.code, "message": r.message} for r in extraction.reasons],
+                page_count=result.page_count,
+                actor=ACTOR,
+            )
+        except (StaleState, InvalidTransition):
+            report.skipped.append(result.key)  # a redelivered twin finished it first
+            continue
+        (report.ready if state is JobState.READY else report.needs_review).append(result.key)
+        log.info(
+            "job %s read: %d pages in %.2fs, confidence %.2f -> %s",
+            result.key,
+            result.page_count,
+            result.ocr_seconds,
+            extraction.confidence,
+            state,
+        )
+    return report

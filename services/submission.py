@@ -1,0 +1,145 @@
+"""The submitter's steps: send a ready claim to NCB, then audit and archive it.
+
+Each step is safe to repeat. The NCB call carries the job id as its Idempotency-Key, so
+a claim re-sent after a crash is answered with the reference NCB already gave; the
+audit log keeps one row per job and the archive checks "already archived?" first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+
+from services.blobs import BlobStore
+from services.ledger import JobState, Ledger
+from services.ncb import ClaimRejected, ClaimSubmission, NcbAuthError, NcbClient, NcbUnavailable
+from services.records import Archive, AuditLog, AuditRow
+
+log = logging.getLogger(__name__)
+
+ACTOR = "submitter"
+
+
+class Outcome(StrEnum):
+    SUBMITTED = "submitted"
+    NOT_READY = "not_ready"  # another worker has it, or it already moved on
+    REJECTED = "rejected"  # NCB (or our own check) refused the data: back to review
+    DEFERRED = "deferred"  # NCB unavailable: back in the queue
+    AUTH_FAILED = "auth_failed"  # credentials refused: stop submitting, alert
+
+
+@dataclass(frozen=True)
+class SubmissionOutcome:
+    outcome: Outcome
+    retry_after_s: float | None = None
+
+
+def build_claim(ledger: Ledger, job_id: str, *, member_id_as_policy: bool) -> ClaimSubmission:
+    """The claim NCB receives, from the job's effective (reviewed) fields and its email.
+
+    Raises ``ValueError`` with a sentence for ops when a field cannot be sent.
+    """
+    job = ledger.get_job(job_id)
+    fields = job.effective_fields
+    policy = job.email.policy_number or (job.email.member_id if member_id_as_policy else None)
+    try:
+        amount = Decimal(str(fields.get("total_amount") or ""))
+    except InvalidOperation:
+        raise ValueError("The total amount is missing or not a number.") from None
+    try:
+        event_date = date.fromisoformat(str(fields.get("service_date") or ""))
+    except ValueError:
+        raise ValueError("The service date is missing or not a YYYY-MM-DD date.") from None
+    if not policy:
+        raise ValueError("The claim has no policy number.")
+    return ClaimSubmission(
+        event_date=event_date,
+        amount=amount,
+        invoice_number=fields.get("invoice_number") or "",
+        policy_number=policy,
+        source_email_id=job.email.message_id or job.email_id,
+        source_filename=job.filename or "",
+        extraction_confidence=float(job.confidence or 0.0),
+    )
+
+
+def submit_job(
+    job_id: str, *, ledger: Ledger, ncb: NcbClient, member_id_as_policy: bool = False
+) -> SubmissionOutcome:
+    if not ledger.begin_submit(job_id, actor=ACTOR):
+        return SubmissionOutcome(Outcome.NOT_READY)
+    try:
+        claim = build_claim(ledger, job_id, member_id_as_policy=member_id_as_policy)
+    except (ValueError, TypeError) as exc:
+        ledger.submit_rejected(job_id, "invalid_claim", str(exc), actor=ACTOR)
+        return SubmissionOutcome(Outcome.REJECTED)
+    try:
+        result = ncb.submit(job_id, claim)
+    except ClaimRejected as exc:
+        ledger.submit_rejected(
+            job_id,
+            f"ncb_{exc.code.lower()}" if exc.code else "ncb_rejected",
+            f"NCB refused the claim: {exc.message}",
+            details=exc.details,
+            actor=ACTOR,
+        )
+        return SubmissionOutcome(Outcome.REJECTED)
+    except NcbAuthError as exc:
+        ledger.submit_deferred(
+            job_id, f"NCB refused our credentials ({exc.status_code}).", code="ncb_auth_failed"
+        )
+        log.error("NCB refused credentials (status %s): submissions stop", exc.status_code)
+        return SubmissionOutcome(Outcome.AUTH_FAILED)
+    except NcbUnavailable as exc:
+        ledger.submit_deferred(job_id, f"NCB unavailable: {exc.reason}")
+        return SubmissionOutcome(Outcome.DEFERRED, exc.retry_after_s)
+    ledger.finish_submit(job_id, result.claim_reference, actor=ACTOR)
+    log.info(
+        "job %s submitted (request %s, %d attempts)", job_id, result.request_id, result.attempts
+    )
+    return SubmissionOutcome(Outcome.SUBMITTED)
+
+
+def finalize_job(
+    job_id: str, *, ledger: Ledger, blobs: BlobStore, audit: AuditLog, archive: Archive
+) -> bool:
+    """Archive the original and write the audit row for a submitted job, then mark it done."""
+    job = ledger.get_job(job_id)
+    if job.state is not JobState.SUBMITTED:
+        return False
+    received_at = job.email.received_at or job.created_at
+    if archive.find(job_id) is None:
+        archive.store(job_id, job.filename or "attachment", blobs.get(job.blob_key), received_at)
+    fields = job.effective_fields
+    submitted_at = next(e.at for e in reversed(job.events) if e.to_state is JobState.SUBMITTED)
+    # Who decided it goes to NCB: the reviewer who approved it, else the pipeline.
+    approver = next(
+        (
+            e.actor
+            for e in job.events
+            if e.from_state is JobState.NEEDS_REVIEW and e.to_state is JobState.READY
+        ),
+        "system",
+    )
+    amount, service_date = fields.get("total_amount"), fields.get("service_date")
+    audit.append(
+        AuditRow(
+            job_id=job_id,
+            email_id=job.email_id,
+            received_at=received_at,
+            route="submitted",
+            actor=approver,
+            submitted_at=submitted_at,
+            ncb_reference=job.ncb_reference,
+            amount=Decimal(amount) if amount else None,
+            service_date=date.fromisoformat(service_date) if service_date else None,
+            invoice_number=fields.get("invoice_number"),
+            policy_number=job.email.policy_number,
+            confidence=job.confidence,
+        )
+    )
+    ledger.mark_done(job_id, actor=ACTOR)
+    return True

@@ -1,0 +1,73 @@
+"""The one Celery app: queues ``poll``, ``ocr`` and ``submit``, reliability settings, beat.
+
+Reliability follows Celery's advice for long tasks: acknowledge late, requeue the message
+when a worker process dies, prefetch one at a time, a Redis visibility timeout longer
+than the longest task, and ``expires`` on periodic polls so a backlog of polls never
+piles up while the poller is down. Redelivery of a job that keeps killing its worker is
+capped by the ledger (attempt count per job), not by the broker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+from services.config import get_settings
+
+QUEUES = ("poll", "ocr", "submit")
+
+# Longest task we allow (an OCR batch on CPU) and the broker's redelivery horizon.
+OCR_TIME_LIMIT_S = 15 * 60
+VISIBILITY_TIMEOUT_S = 2 * OCR_TIME_LIMIT_S
+
+
+def broker_url() -> str:
+    """``CELERY_BROKER_URL`` (set by ``claims-ocr run`` for its workers) or ``REDIS_URL``."""
+    return os.environ.get("CELERY_BROKER_URL") or get_settings().redis_url
+
+
+def make_app() -> Celery:
+    settings = get_settings()
+    app = Celery("claims_ocr", broker=broker_url(), include=["workers.tasks"])
+    app.conf.update(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="ocr",
+        task_routes={
+            "claims.poll": {"queue": "poll"},
+            "claims.sweep": {"queue": "poll"},
+            "claims.ocr": {"queue": "ocr"},
+            "claims.submit": {"queue": "submit"},
+            "claims.finalize": {"queue": "submit"},
+        },
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_time_limit=OCR_TIME_LIMIT_S,
+        task_soft_time_limit=OCR_TIME_LIMIT_S - 60,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        task_serializer="json",
+        accept_content=["json"],
+        enable_utc=True,
+        beat_schedule={
+            "poll-mailbox": {
+                "task": "claims.poll",
+                "schedule": settings.poll_interval_s,
+                "options": {"expires": settings.poll_interval_s},
+            },
+            "sweep-ledger": {
+                "task": "claims.sweep",
+                "schedule": settings.sweep_interval_s,
+                "options": {"expires": settings.sweep_interval_s},
+            },
+        },
+    )
+    return app
+
+
+app = make_app()
