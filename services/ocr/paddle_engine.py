@@ -33,7 +33,7 @@ def default_paddle_model_dir() -> Path:
     """Models live under the data dir so a worker needs no other writable place."""
     from services.config import get_settings
 
-    return get_settings().data_dir / "models" / "paddle"
+    return get_settings().data_dir / "paddle-models"
 
 
 def _paddle_device(device: str) -> tuple[str, bool]:
