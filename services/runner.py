@@ -221,23 +221,27 @@ def _run_once(
     client.conf.task_routes = {"claims.*": {"queue": "poll"}}
     client.send_task("claims.poll", queue="poll")
     deadline = time.monotonic() + timeout_s
+    settled = crashed = False
     # Wait for the poll to record the emails, then for every job to come to rest.
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not settled:
         time.sleep(1.0)
         if workers.dead():
-            log.error("worker process(es) exited: %s", ", ".join(workers.dead()))
+            crashed = True
+            log.error(
+                "worker process(es) exited: %s (see %s)", ", ".join(workers.dead()), workers.log_dir
+            )
             break
-        inbox_empty = not any(_pending_emails(settings))
-        current = summary(ledger, started_at)
-        if inbox_empty and current["in_progress"] == 0:
-            break
+        settled = not _pending_emails(settings) and summary(ledger, started_at)["in_progress"] == 0
+    if not settled and not crashed:
+        log.error("jobs were still in progress after %.0fs", timeout_s)
     result = summary(ledger, started_at)
     result["seconds"] = round(time.monotonic() - clock, 1)
     print(json.dumps(result), flush=True)
-    return 0 if result["in_progress"] == 0 else 1
+    return 0 if settled else 1
 
 
-def _pending_emails(settings: Settings) -> list[str]:
+def _pending_emails(settings: Settings) -> bool:
+    """True while the source still holds emails the poller has not marked done."""
     from services.mail import MaildirSource
 
-    return [email.source_id for email in MaildirSource(settings.maildir).fetch()]
+    return any(True for _ in MaildirSource(settings.maildir).fetch())

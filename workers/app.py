@@ -30,7 +30,8 @@ def broker_url() -> str:
 
 def make_app() -> Celery:
     settings = get_settings()
-    app = Celery("claims_ocr", broker=broker_url(), include=["workers.tasks"])
+    broker = broker_url()
+    app = Celery("claims_ocr", broker=broker, include=["workers.tasks"])
     app.conf.update(
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="ocr",
@@ -48,7 +49,11 @@ def make_app() -> Celery:
         task_ignore_result=True,
         task_time_limit=OCR_TIME_LIMIT_S,
         task_soft_time_limit=OCR_TIME_LIMIT_S - 60,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        # Redis redelivers unacknowledged messages after this; the embedded SQL broker
+        # has no such option (and refuses unknown ones).
+        broker_transport_options=(
+            {"visibility_timeout": VISIBILITY_TIMEOUT_S} if broker.startswith("redis") else {}
+        ),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         task_serializer="json",

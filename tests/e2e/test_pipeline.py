@@ -1,0 +1,285 @@
+"""The whole pipeline through its front door, ``claims-ocr run --once``.
+
+Real Redis, real Celery worker processes, the real PP-OCR models and the NCB stand-in
+over HTTP. The sample inbox (or part of it) goes in; we check what NCB received, what
+waits for review, and the audit log and archive.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from services.ledger import JobState, Ledger
+from services.ncb.standin import StandinServer, read_records
+from services.samples import SAMPLE_INBOX_DIR, SAMPLE_MANIFEST_PATH
+
+pytestmark = pytest.mark.slow
+
+REDIS_TEST_URL = os.environ.get("CLAIMS_OCR_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+MANIFEST = json.loads(SAMPLE_MANIFEST_PATH.read_text())
+CLEAN_EMAILS = ["01_clinic_en_subject.eml", "02_pharmacy_ms_body.eml"]
+
+
+@pytest.fixture
+def test_redis() -> str:
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip(f"Redis does not answer at {REDIS_TEST_URL}")
+    client.flushdb()
+    yield REDIS_TEST_URL
+    client.flushdb()
+
+
+def make_inbox(data_dir: Path, names: list[str] | None = None) -> Path:
+    inbox = data_dir / "inbox"
+    inbox.mkdir(parents=True)
+    for eml in sorted(SAMPLE_INBOX_DIR.glob("*.eml")):
+        if names is None or eml.name in names:
+            shutil.copy2(eml, inbox / eml.name)
+    return inbox
+
+
+def run_env(data_dir: Path, redis_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "CLAIMS_OCR_DATA_DIR": str(data_dir),
+        "REDIS_URL": redis_url,
+        "SWEEP_INTERVAL_S": "1",
+        "POLL_INTERVAL_S": "3600",
+        "NCB_RETRY_BASE_DELAY_S": "0.05",
+        "NCB_RETRY_MAX_DELAY_S": "0.3",
+        "NCB_MAX_ATTEMPTS": "3",
+        "NCB_BREAKER_COOLDOWN_S": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DATABASE_URL", None)
+    env.pop("NCB_API_BASE_URL", None)
+    env.update(extra)
+    return env
+
+
+def start_run(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "run", "--once", "--timeout", "240"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_run(proc: subprocess.Popen[str]) -> dict:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, f"run failed ({proc.returncode}):\n{err[-4000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def expected_receipts(names: list[str] | None = None) -> dict[str, dict]:
+    """sha256 -> manifest attachment, for claim documents that are not duplicates."""
+    found = {}
+    for email in MANIFEST["emails"]:
+        if names is not None and email["file"] not in names:
+            continue
+        for att in email["attachments"]:
+            if att["kind"] and not att["duplicate_of"]:
+                found[att["sha256"]] = att
+    return found
+
+
+def check_exactly_once(ledger: Ledger, claims: list[dict]) -> list:
+    """Every claim NCB holds belongs to one submitted job, and each job is there once."""
+    done = ledger.list_jobs(states=[JobState.DONE], limit=1000).items
+    keys = [c["idempotency_key"] for c in claims]
+    assert len(keys) == len(set(keys)), "NCB received a claim twice"
+    assert sorted(keys) == sorted(job.id for job in done)
+    for job in done:
+        assert job.ncb_reference
+    return list(done)
+
+
+def test_sample_inbox_end_to_end(tmp_path: Path, test_redis: str) -> None:
+    data_dir = tmp_path / "data"
+    summary = finish_run(start_run(run_env(data_dir, test_redis), tmp_path))
+
+    # The bundled inbox was copied in on this first run and fully processed.
+    assert summary["emails"] == len(MANIFEST["emails"])
+    attachments = sum(len(e["attachments"]) for e in MANIFEST["emails"])
+    assert summary["attachments"] == attachments
+    assert summary["in_progress"] == 0
+    assert summary["duplicate"] == 1
+    skipped = sum(1 for e in MANIFEST["emails"] for a in e["attachments"] if a["skip_reason"])
+    assert summary["skipped"] == skipped
+    assert summary["submitted"] >= 3
+
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    claims = read_records(data_dir / "ncb-standin.jsonl")
+    done = check_exactly_once(ledger, claims)
+    assert summary["submitted"] == len(done)
+
+    # What NCB received matches what was printed on the receipts.
+    receipts = expected_receipts()
+    for job in done:
+        page = receipts[job.sha256]["pages"][0]
+        claim = next(c for c in claims if c["idempotency_key"] == job.id)["body"]
+        assert claim["Claim Amount"] == float(page["total"])
+        assert claim["Event date"] == page["date"]
+        assert claim["Invoice Number"] == page["invoice_number"]
+        assert claim["Policy Number"]
+
+    # The blurry photo never goes straight to NCB; every review item says why.
+    low = {sha for sha, a in receipts.items() if a["expect_low_confidence"] or len(a["pages"]) > 1}
+    assert low.isdisjoint(job.sha256 for job in done)
+    review = ledger.list_jobs(states=[JobState.NEEDS_REVIEW], limit=100).items
+    assert summary["needs_review"] == len(review) > 0
+    for job in review:
+        assert job.reason_code and job.reasons
+
+    # One audit row and one archived original per submitted job.
+    with (data_dir / "audit.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["job_id"] for r in rows) == sorted(job.id for job in done)
+    archived = [
+        p for p in (data_dir / "archive").rglob("*") if p.is_file() and ".index" not in p.parts
+    ]
+    assert len(archived) == len(done)
+
+    # A second run finds nothing new and submits nothing again.
+    again = finish_run(start_run(run_env(data_dir, test_redis), tmp_path))
+    assert again["emails"] == 0
+    assert len(read_records(data_dir / "ncb-standin.jsonl")) == len(claims)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(("fail_next", 503, 6), id="ncb-503-then-recovers"),
+        pytest.param(("rate_limit_next", 2, 1.0), id="ncb-429-retry-after"),
+    ],
+)
+def test_ncb_trouble_ends_with_each_claim_once(
+    tmp_path: Path, test_redis: str, fault: tuple
+) -> None:
+    data_dir = tmp_path / "data"
+    make_inbox(data_dir, CLEAN_EMAILS)
+    with StandinServer(api_key="standin-key") as ncb:
+        kind, a, b = fault
+        if kind == "fail_next":
+            ncb.state.fail_next(a, count=b)
+        else:
+            ncb.state.rate_limit_next(a, b)
+        env = run_env(data_dir, test_redis, NCB_API_BASE_URL=ncb.url)
+        started = time.monotonic()
+        summary = finish_run(start_run(env, tmp_path))
+        ledger = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+        done = check_exactly_once(ledger, ncb.state.claims)
+        requests = ncb.state.requests
+
+    assert summary["submitted"] == len(done) == 2
+    assert summary["in_progress"] == 0
+    statuses = [r["status"] for r in requests]
+    if kind == "fail_next":
+        assert statuses.count(503) == 6
+        # Every retry of a claim carried the same Idempotency-Key and a new X-Request-ID.
+        for job in done:
+            attempts = [r for r in requests if r["headers"]["idempotency_key"] == job.id]
+            ids = [r["headers"]["request_id"] for r in attempts]
+            assert len(ids) == len(set(ids))
+    else:
+        assert statuses.count(429) == 2
+        assert time.monotonic() - started >= b
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _ocr_worker_pid(run_pid: int) -> int | None:
+    for child in _children(run_pid):
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in cmd and b"ocr@%h" in cmd:
+            return child
+    return None
+
+
+def test_ocr_worker_killed_mid_batch_loses_nothing(tmp_path: Path, test_redis: str) -> None:
+    data_dir = tmp_path / "data"
+    make_inbox(data_dir, [*CLEAN_EMAILS, "10_forwarded_tiff.eml"])
+    with StandinServer(api_key="standin-key") as ncb:
+        env = run_env(data_dir, test_redis, NCB_API_BASE_URL=ncb.url)
+        proc = start_run(env, tmp_path)
+        ledger_path = data_dir / "ledger.db"
+        killed = threading.Event()
+
+        def kill_pool_child_during_ocr() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+                if not ledger_path.exists():
+                    continue
+                try:
+                    pending = Ledger(f"sqlite:///{ledger_path}").jobs_in([JobState.OCR_PENDING])
+                except Exception:  # the schema may still be being created
+                    continue
+                worker = _ocr_worker_pid(proc.pid)
+                pool = _children(worker) if worker else []
+                if pending and pool:
+                    os.kill(pool[0], signal.SIGKILL)
+                    killed.set()
+                    return
+
+        killer = threading.Thread(target=kill_pool_child_during_ocr, daemon=True)
+        killer.start()
+        summary = finish_run(proc)
+        killer.join(5)
+        assert killed.is_set(), "the OCR pool process was never caught mid-task"
+        ledger = Ledger(f"sqlite:///{ledger_path}")
+        done = check_exactly_once(ledger, ncb.state.claims)
+
+    assert summary["in_progress"] == 0
+    assert summary["failed"] == 0
+    assert summary["submitted"] == len(done) == 3
+    # The trail shows the job was taken again after its worker died.
+    redelivered = [
+        e
+        for job in done
+        for e in ledger.get_job(job.id).events
+        if e.to_state is JobState.OCR_PENDING and e.from_state is JobState.OCR_PENDING
+    ]
+    assert redelivered
+
+
+def test_run_without_redis_uses_the_embedded_broker(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    make_inbox(data_dir, CLEAN_EMAILS[:1])
+    env = run_env(data_dir, "redis://127.0.0.1:1/0")
+    summary = finish_run(start_run(env, tmp_path))
+    assert summary["emails"] == 1
+    assert summary["submitted"] == 1
+    assert summary["in_progress"] == 0
+    assert (data_dir / "broker.sqlite").exists()
