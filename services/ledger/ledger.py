@@ -23,6 +23,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.config import Settings, get_settings
 from services.ledger import migrate as migrations
 from services.ledger.engine import WRITE_OPTION, make_engine
 from services.ledger.errors import (
@@ -84,10 +85,8 @@ class Ledger:
         self._writing = sessionmaker(writer, expire_on_commit=False)
 
     @classmethod
-    def from_settings(cls, settings: Any = None) -> Ledger:
+    def from_settings(cls, settings: Settings | None = None) -> Ledger:
         """A ledger at ``settings.ledger_url`` (``DATABASE_URL``, else SQLite in the data dir)."""
-        from services.config import get_settings
-
         return cls((settings or get_settings()).ledger_url)
 
     def migrate(self) -> None:
@@ -130,6 +129,7 @@ class Ledger:
             with self._write() as session:
                 return work(session)
         except IntegrityError:
+            log.debug("concurrent insert hit a unique constraint; reading the winner's row")
             with self._write() as session:
                 return work(session)
 
@@ -167,6 +167,7 @@ class Ledger:
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
+            log.debug("job %s: lost the race for %s -> %s", job_id, current, target)
             raise StaleState(job_id, current, target)
         session.add(
             JobEvent(
@@ -478,7 +479,7 @@ class Ledger:
                 .order_by(JobEvent.id.desc())
                 .limit(1)
             )
-            target = RETRY_TARGET.get(failed_from, S.RECEIVED) if failed_from else S.RECEIVED
+            target = RETRY_TARGET.get(failed_from, S.RECEIVED)
             self._move(
                 session,
                 job_id,

@@ -45,32 +45,38 @@ def postgres_database() -> Iterator[str]:
             )
 
 
-def _open(backend: str, request: pytest.FixtureRequest, folder: Path) -> Iterator[Ledger]:
-    """A migrated ledger on ``backend``, removed after use."""
+def _empty_database(backend: str, request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """URL of an empty database on ``backend`` (a PostgreSQL schema), removed after use."""
     if backend == "sqlite":
-        ledger = Ledger(f"sqlite:///{folder / 'ledger.db'}")
-        ledger.migrate()
-        yield ledger
-        ledger.close()
+        yield f"sqlite:///{folder / 'ledger.db'}"
         return
-
     database = request.getfixturevalue("postgres_database")
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"postgresql://postgres@{PG_HOST}/{database}", autocommit=True) as c:
-        c.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    url = f"postgresql+psycopg://postgres@{PG_HOST}/{database}?options=-csearch_path%3D{schema}"
+    dsn = f"postgresql://postgres@{PG_HOST}/{database}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    yield f"postgresql+psycopg://postgres@{PG_HOST}/{database}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _migrated(url: str) -> Iterator[Ledger]:
     ledger = Ledger(url)
     ledger.migrate()
     yield ledger
     ledger.close()
-    with psycopg.connect(f"postgresql://postgres@{PG_HOST}/{database}", autocommit=True) as c:
-        c.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(params=BACKENDS)
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+def empty_ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a database with no schema yet, per test."""
+    yield from _empty_database(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def ledger(empty_ledger_url: str) -> Iterator[Ledger]:
     """A fresh, empty, migrated ledger per test."""
-    yield from _open(request.param, request, tmp_path)
+    yield from _migrated(empty_ledger_url)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -78,4 +84,6 @@ def shared_ledger(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Ledger]:
     """One migrated ledger per module, for tests that only look at their own jobs."""
-    yield from _open(request.param, request, tmp_path_factory.mktemp("ledger"))
+    folder = tmp_path_factory.mktemp("ledger")
+    for url in _empty_database(request.param, request, folder):
+        yield from _migrated(url)
