@@ -1,0 +1,69 @@
+"""The default engine: real PP-OCRv6 models on ONNX Runtime, on generated receipts."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from services.ocr.engine import OcrError
+from services.ocr.onnx_engine import OnnxOcrEngine
+from services.samples.receipts import random_spec, render_receipt
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def engine() -> OnnxOcrEngine:
+    return OnnxOcrEngine(threads=2)
+
+
+@pytest.fixture(scope="module")
+def receipt() -> tuple[np.ndarray, dict]:
+    spec = random_spec(random.Random(7))
+    page = np.asarray(render_receipt(spec, seed=7).convert("RGB"))
+    return page, spec.expected_fields()
+
+
+def _text(page_text) -> str:
+    return "\n".join(line.text for line in page_text.lines)
+
+
+def test_reads_a_receipt_with_boxes_and_per_character_confidence(engine, receipt) -> None:
+    page, expected = receipt
+    (result,) = engine.read([page])
+    text = _text(result)
+    assert expected["invoice_number"] in text
+    assert expected["total_amount"] in text
+    assert (result.width, result.height) == (page.shape[1], page.shape[0])
+    for line in result.lines:
+        assert len(line.char_confidences) == len(line.text)
+        assert 0.5 <= line.confidence <= 1.0
+        xs = [p[0] for p in line.box]
+        ys = [p[1] for p in line.box]
+        assert 0 <= min(xs) <= max(xs) <= page.shape[1]
+        assert 0 <= min(ys) <= max(ys) <= page.shape[0]
+    tops = [line.top for line in result.lines]
+    assert tops[0] <= tops[len(tops) // 2] <= tops[-1]  # reading order
+
+
+def test_one_call_reads_a_batch_of_pages_in_order(engine, receipt) -> None:
+    page, expected = receipt
+    blank = np.full((400, 300, 3), 255, dtype=np.uint8)
+    results = engine.read([blank, page, blank])
+    assert len(results) == 3
+    assert results[0].lines == () and results[2].lines == ()
+    assert expected["total_amount"] in _text(results[1])
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_sideways_and_upside_down_pages_are_turned_upright(engine, receipt, turns) -> None:
+    page, expected = receipt
+    (result,) = engine.read([np.ascontiguousarray(np.rot90(page, k=turns))])
+    assert expected["invoice_number"] in _text(result)
+
+
+def test_gpu_request_without_a_gpu_is_a_clear_error() -> None:
+    with pytest.raises(OcrError, match="OCR_DEVICE=cuda"):
+        OnnxOcrEngine(device="cuda")
