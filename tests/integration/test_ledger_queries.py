@@ -15,9 +15,7 @@ from services.ledger import (
     hash_sender,
 )
 from services.ledger.models import Email
-from services.ledger.testing import FIELDS, drive, extract, new_email, new_job
-
-pytest_plugins = ["services.ledger.pytest_plugin"]
+from tests.support.ledger_helpers import FIELDS, drive, extract, new_email, new_job
 
 S = JobState
 

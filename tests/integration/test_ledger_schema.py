@@ -14,9 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from services.ledger import Ledger
 from services.ledger.migrate import alembic_config, current_revision, downgrade
 from services.ledger.models import Base
-from services.ledger.testing import drive, new_job
-
-pytest_plugins = ["services.ledger.pytest_plugin"]
+from tests.support.ledger_helpers import drive, new_job
 
 TABLES = {"emails", "jobs", "job_events", "alembic_version"}
 

@@ -9,9 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from services.ledger import TRANSITIONS, InvalidTransition, JobNotFound, JobState, Ledger
-from services.ledger.testing import drive, extract, new_email, new_job
-
-pytest_plugins = ["services.ledger.pytest_plugin"]
+from tests.support.ledger_helpers import drive, extract, new_email, new_job
 
 S = JobState
 Action = Callable[[Ledger, str], object]

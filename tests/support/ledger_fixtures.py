@@ -1,8 +1,6 @@
-"""Pytest fixtures for code that uses the ledger (a pytest plugin).
+"""Pytest fixtures for code that uses the ledger (loaded by ``tests/conftest.py``).
 
-Load it in a test module with ``pytest_plugins = ["services.ledger.pytest_plugin"]``; then
-every test that takes ``ledger`` runs on SQLite and on PostgreSQL. It lives in the
-package (not under tests/) so any test folder can load it without path tricks.
+Every test that takes ``ledger`` runs on SQLite and on PostgreSQL.
 PostgreSQL gets one throwaway database per test session (dropped afterwards) and one
 schema per ledger inside it, so tests never see each other's rows; those tests are
 skipped only when the server does not answer.
