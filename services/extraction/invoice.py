@@ -9,14 +9,14 @@ from services.extraction.layout import Row
 from services.extraction.provider import TextField
 
 _LABEL = re.compile(
-    r"\b(?P<label>(TAX )?INVOICE|INV|RECEIPT|RECEIPT|RESIT|BILL|DOC(UMENT)?|CS|CASH ?BILL|"
+    r"\b(?P<label>(TAX )?INVOICE|INVOIS|NO\.? INVOIS|INV|RECEIPT|RECEIPT|RESIT|BILL|DOC(UMENT)?|CS|CASH ?BILL|"
     r"SLIP|TRANS(ACTION)?|TRX|TXN|ORDER|ORD|CHECK|CHK|REF|NO\.? RESIT|NO\.? BIL)"
     r"\s*(NO\b\.?|NUMBER\b|NUM\b|#)?\s*[:.#]?\s*"
     r"(?P<value>[A-Z0-9][A-Z0-9/-]*\d[A-Z0-9/-]*)",
     re.IGNORECASE,
 )
 # Earlier labels in this list are more specific to the document number.
-_PRIORITY = ("INVOICE", "INV", "RECEIPT", "RESIT", "BILL", "CS", "DOC", "SLIP", "TRANS",
+_PRIORITY = ("INVOICE", "INVOIS", "NOINVOIS", "INV", "RECEIPT", "RESIT", "BILL", "CS", "DOC", "SLIP", "TRANS",
              "TRX", "TXN", "CHECK", "CHK", "ORDER", "ORD", "REF", "NO")  # fmt: skip
 
 

@@ -335,3 +335,20 @@ def test_domain_package_imports_only_stdlib_and_own_code() -> None:
                 assert name.startswith(allowed_prefixes) or top in sys.stdlib_module_names, (
                     f"{source.name} imports {name}"
                 )
+
+
+def test_malay_receipt_header_names_the_provider_and_invoice() -> None:
+    header: list[Row] = [
+        "Pusat Perubatan Ar-Rahman",
+        "No. 184, Jalan Tun Razak",
+        "Taman Sri Muda",
+        "30450 Ipoh, Perak",
+        "INVOIS",
+        "No. Invois: INV-2021-99261",
+        "Tarikh: 24-Jan-2021",
+        amount_row("Injection", "25.80"),
+    ]
+    result = extract_claim([receipt(amount_row("JUMLAH", "RM25.80"), header=header)], today=TODAY)
+    assert result.fields["provider_name"] == "PUSAT PERUBATAN AR-RAHMAN"
+    assert result.fields["invoice_number"] == "INV-2021-99261"
+    assert result.fields["service_date"] == "2021-01-24"
