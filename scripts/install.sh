@@ -7,3 +7,7 @@ VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e '.[dev,paddle]'
+# Three packages install a cv2 (see the paddle extra); this headless contrib build of the
+# same version is a superset of all three and needs no GUI libraries.
+"$VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall \
+  'opencv-contrib-python-headless==4.10.0.84'

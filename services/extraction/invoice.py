@@ -9,15 +9,35 @@ from services.extraction.layout import Row
 from services.extraction.provider import TextField
 
 _LABEL = re.compile(
-    r"\b(?P<label>(TAX )?INVOICE|INVOIS|NO\.? INVOIS|INV|RECEIPT|RECEIPT|RESIT|BILL|DOC(UMENT)?|CS|CASH ?BILL|"
+    r"\b(?P<label>(TAX )?INVOICE|INVOIS|NO\.? INVOIS|INV|RECEIPT|RESIT|BILL|DOC(UMENT)?|CS|"
+    r"CASH ?BILL|"
     r"SLIP|TRANS(ACTION)?|TRX|TXN|ORDER|ORD|CHECK|CHK|REF|NO\.? RESIT|NO\.? BIL)"
     r"\s*(NO\b\.?|NUMBER\b|NUM\b|#)?\s*[:.#]?\s*"
     r"(?P<value>[A-Z0-9][A-Z0-9/-]*\d[A-Z0-9/-]*)",
     re.IGNORECASE,
 )
 # Earlier labels in this list are more specific to the document number.
-_PRIORITY = ("INVOICE", "INVOIS", "NOINVOIS", "INV", "RECEIPT", "RESIT", "BILL", "CS", "DOC", "SLIP", "TRANS",
-             "TRX", "TXN", "CHECK", "CHK", "ORDER", "ORD", "REF", "NO")  # fmt: skip
+_PRIORITY = (
+    "INVOICE",
+    "INVOIS",
+    "NOINVOIS",
+    "INV",
+    "RECEIPT",
+    "RESIT",
+    "BILL",
+    "CS",
+    "DOC",
+    "SLIP",
+    "TRANS",
+    "TRX",
+    "TXN",
+    "CHECK",
+    "CHK",
+    "ORDER",
+    "ORD",
+    "REF",
+    "NO",
+)
 
 
 def extract_invoice_number(rows: Sequence[Row]) -> TextField:

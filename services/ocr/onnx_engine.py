@@ -22,7 +22,7 @@ import onnxruntime as ort
 from rapidocr.ch_ppocr_det.utils import DBPostProcess
 
 from services.ocr.engine import OcrError
-from services.ocr.result import PageText, TextLine
+from services.ocr.result import PageText, TextLine, reading_order
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class OnnxOcrEngine:
                 box = tuple((float(x), float(y)) for x, y in det.box)
                 lines.append(TextLine(text, box, score, tuple(float(p) for p in probs)))  # type: ignore[arg-type]
             height, width = page.shape[:2]
-            results.append(PageText(width, height, tuple(lines)))
+            results.append(PageText(width, height, reading_order(lines)))
         return results
 
     # -- orientation ----------------------------------------------------------------
@@ -171,7 +171,7 @@ class OnnxOcrEngine:
             for i, (page, r) in enumerate(zip(chunk, resized, strict=True)):
                 prob = maps[i : i + 1, :, : r.shape[0], : r.shape[1]]
                 boxes, _ = self._db(prob, page.shape[:2])
-                results.append([_Detected(b, _crop(page, b)) for b in _reading_order(boxes)])
+                results.append([_Detected(b.astype(np.float32), _crop(page, b)) for b in boxes])
         return results
 
     def _det_resize(self, page: np.ndarray) -> np.ndarray:
@@ -237,24 +237,6 @@ def _resize_norm(img: np.ndarray, height: int, width: int, keep_ratio: bool = Tr
     padded = np.zeros((3, height, width), dtype=np.float32)
     padded[:, :, :new_w] = chw
     return padded
-
-
-def _reading_order(boxes: np.ndarray) -> list[np.ndarray]:
-    """Top to bottom; boxes whose tops are within half a line height count as one row."""
-    if len(boxes) == 0:
-        return []
-    items = sorted((b.astype(np.float32) for b in boxes), key=lambda b: float(b[:, 1].min()))
-    rows: list[list[np.ndarray]] = []
-    for box in items:
-        top = float(box[:, 1].min())
-        height = float(box[:, 1].max() - top)
-        if rows:
-            last = rows[-1][0]
-            if abs(top - float(last[:, 1].min())) < 0.5 * min(height, float(np.ptp(last[:, 1]))):
-                rows[-1].append(box)
-                continue
-        rows.append([box])
-    return [b for row in rows for b in sorted(row, key=lambda b: float(b[:, 0].min()))]
 
 
 def _crop(page: np.ndarray, box: np.ndarray) -> np.ndarray:

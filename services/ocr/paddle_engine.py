@@ -21,7 +21,7 @@ import numpy as np
 
 from services.ocr.engine import OcrError
 from services.ocr.paddle_models import PaddleModelPaths, prepare_paddle_models
-from services.ocr.result import PageText, Point, TextLine
+from services.ocr.result import PageText, Point, TextLine, reading_order
 
 log = logging.getLogger(__name__)
 
@@ -111,25 +111,6 @@ def _quad(poly: np.ndarray) -> tuple[Point, Point, Point, Point]:
         x1, y1 = pts.max(axis=0)
         pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
     return tuple((float(x), float(y)) for x, y in pts)  # type: ignore[return-value]
-
-
-def reading_order(lines: Sequence[TextLine]) -> tuple[TextLine, ...]:
-    """Top-to-bottom rows, left-to-right within a row.
-
-    A line joins the current row when its vertical centre lies within half a line
-    height of the row's, so slightly skewed receipts keep "TOTAL ... 12.50" together.
-    """
-    rows: list[list[TextLine]] = []
-    for line in sorted(lines, key=lambda ln: (ln.center_y, ln.left)):
-        if rows:
-            row = rows[-1]
-            row_center = sum(ln.center_y for ln in row) / len(row)
-            row_height = min(ln.height for ln in row)
-            if abs(line.center_y - row_center) <= 0.5 * min(line.height, row_height):
-                row.append(line)
-                continue
-        rows.append([line])
-    return tuple(ln for row in rows for ln in sorted(row, key=lambda ln: ln.left))
 
 
 def _page_text(result: Any, width: int, height: int) -> PageText:

@@ -6,6 +6,7 @@ without pulling in any OCR runtime.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 Point = tuple[float, float]
@@ -64,3 +65,22 @@ class PageText:
     width: int
     height: int
     lines: tuple[TextLine, ...]
+
+
+def reading_order(lines: Sequence[TextLine]) -> tuple[TextLine, ...]:
+    """Top-to-bottom rows, left-to-right within a row.
+
+    A line joins the current row when its vertical centre lies within half a line
+    height of the row's, so slightly skewed receipts keep "TOTAL ... 12.50" together.
+    """
+    rows: list[list[TextLine]] = []
+    for line in sorted(lines, key=lambda ln: (ln.center_y, ln.left)):
+        if rows:
+            row = rows[-1]
+            row_center = sum(ln.center_y for ln in row) / len(row)
+            row_height = min(ln.height for ln in row)
+            if abs(line.center_y - row_center) <= 0.5 * min(line.height, row_height):
+                row.append(line)
+                continue
+        rows.append([line])
+    return tuple(ln for row in rows for ln in sorted(row, key=lambda ln: ln.left))

@@ -1,0 +1,105 @@
+"""Each pipeline step is safe to run twice (real ledger, OCR model, NCB over HTTP).
+
+Celery may deliver a task twice (late acks, a worker lost, the sweep re-queuing);
+whatever runs again must not OCR into a settled job, submit a claim twice, or write a
+second audit row.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from services.blobs import LocalBlobStore
+from services.intake import ingest
+from services.ledger import JobState, Ledger
+from services.mail import MaildirSource
+from services.ncb import NcbClient
+from services.ncb.standin import StandinServer
+from services.ocr.onnx_engine import OnnxOcrEngine
+from services.ocr.pages import PageLimits
+from services.recognition import recognise_jobs
+from services.records import CsvAuditLog, LocalArchive
+from services.recovery import sweep
+from services.samples import SAMPLE_INBOX_DIR
+from services.submission import Outcome, finalize_job, submit_job
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_step_twice_gives_one_claim_one_row_one_archive(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy2(SAMPLE_INBOX_DIR / "01_clinic_en_subject.eml", inbox)
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    source = MaildirSource(inbox)
+
+    # Intake twice: the second time the email is done in its source and nothing is new.
+    first = ingest(source, ledger, blobs)
+    assert (first.emails, len(first.new_jobs)) == (1, 1)
+    assert ingest(source, ledger, blobs).emails == 0
+    (job_id,) = first.new_jobs
+
+    engine = OnnxOcrEngine(threads=2)
+    kwargs = dict(
+        ledger=ledger,
+        blobs=blobs,
+        engine=engine,
+        limits=PageLimits(),
+        threshold=0.9,
+        max_attempts=3,
+    )
+    report = recognise_jobs([job_id], **kwargs)
+    assert report.ready == [job_id]
+    again = recognise_jobs([job_id], **kwargs)
+    assert again.skipped == [job_id] and not again.ready
+
+    audit = CsvAuditLog(tmp_path / "audit.csv")
+    archive = LocalArchive(tmp_path / "archive")
+    with StandinServer(api_key="k") as ncb:
+        client = NcbClient(ncb.url, "k", base_delay_s=0.01, max_delay_s=0.05)
+        assert submit_job(job_id, ledger=ledger, ncb=client).outcome is Outcome.SUBMITTED
+        assert submit_job(job_id, ledger=ledger, ncb=client).outcome is Outcome.NOT_READY
+        assert finalize_job(job_id, ledger=ledger, blobs=blobs, audit=audit, archive=archive)
+        assert not finalize_job(job_id, ledger=ledger, blobs=blobs, audit=audit, archive=archive)
+        claims = ncb.state.claims
+
+    job = ledger.get_job(job_id)
+    assert job.state is JobState.DONE
+    assert [c["idempotency_key"] for c in claims] == [job_id]
+    assert job.ncb_reference == claims[0]["claim_reference"]
+    assert [row.job_id for row in audit.rows()] == [job_id]
+    assert archive.find(job_id) is not None
+    assert not any(
+        vars(sweep(ledger, stale_after_s=0, retry_after_s=0, submit_paused=False)).values()
+    )
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy2(SAMPLE_INBOX_DIR / "01_clinic_en_subject.eml", inbox)
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    (job_id,) = ingest(MaildirSource(inbox), ledger, blobs).new_jobs
+    # Three workers took it and died before saving anything.
+    for _ in range(3):
+        assert ledger.start_ocr(job_id)
+    report = recognise_jobs(
+        [job_id],
+        ledger=ledger,
+        blobs=blobs,
+        engine=OnnxOcrEngine(threads=2),
+        limits=PageLimits(),
+        threshold=0.9,
+        max_attempts=3,
+    )
+    assert report.failed == [job_id]
+    job = ledger.get_job(job_id)
+    assert job.state is JobState.FAILED
+    assert job.reason_code == "ocr_attempts_exhausted"
