@@ -13,21 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from services.extraction import ClaimExtraction, Reason, extract_claim
+from services.extraction import FIELD_NAMES, ClaimExtraction, Reason, extract_claim
 from services.ocr.engine import OcrEngine
 from services.ocr.pages import PageError, PageLimits, load_pages
 
 log = logging.getLogger(__name__)
-
-FIELD_NAMES = (
-    "total_amount",
-    "service_date",
-    "provider_name",
-    "provider_address",
-    "invoice_number",
-    "tax_amount",
-    "currency",
-)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from services.extraction import FIELD_NAMES
 from services.ledger import JobState, Ledger
-from services.reading import FIELD_NAMES
 
 log = logging.getLogger(__name__)
 

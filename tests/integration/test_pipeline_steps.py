@@ -29,14 +29,17 @@ from services.submission import Outcome, finalize_job, submit_job
 pytestmark = pytest.mark.slow
 
 
-def test_every_step_twice_gives_one_claim_one_row_one_archive(
-    ledger: Ledger, tmp_path: Path
-) -> None:
+def _one_sample_email(tmp_path: Path) -> tuple[MaildirSource, LocalBlobStore]:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     shutil.copy2(SAMPLE_INBOX_DIR / "01_clinic_en_subject.eml", inbox)
-    blobs = LocalBlobStore(tmp_path / "blobs")
-    source = MaildirSource(inbox)
+    return MaildirSource(inbox), LocalBlobStore(tmp_path / "blobs")
+
+
+def test_every_step_twice_gives_one_claim_one_row_one_archive(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    source, blobs = _one_sample_email(tmp_path)
 
     # Intake twice: the second time the email is done in its source and nothing is new.
     first = ingest(source, ledger, blobs)
@@ -82,11 +85,8 @@ def test_every_step_twice_gives_one_claim_one_row_one_archive(
 def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(
     ledger: Ledger, tmp_path: Path
 ) -> None:
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    shutil.copy2(SAMPLE_INBOX_DIR / "01_clinic_en_subject.eml", inbox)
-    blobs = LocalBlobStore(tmp_path / "blobs")
-    (job_id,) = ingest(MaildirSource(inbox), ledger, blobs).new_jobs
+    source, blobs = _one_sample_email(tmp_path)
+    (job_id,) = ingest(source, ledger, blobs).new_jobs
     # Three workers took it and died before saving anything.
     for _ in range(3):
         assert ledger.start_ocr(job_id)
