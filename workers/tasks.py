@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 
-from celery import Task
 from celery.utils.log import get_task_logger
 
 from services.config import get_settings
 from services.intake import ingest
+from services.ledger import JobState
 from services.recognition import recognise_jobs
 from services.recovery import sweep as find_stalled
 from services.submission import Outcome, finalize_job, submit_job
@@ -41,18 +41,22 @@ def poll() -> dict[str, int]:
     return {"emails": report.emails, "attachments": report.attachments}
 
 
-@app.task(name="claims.ocr", bind=True)
-def ocr(self: Task, job_ids: list[str]) -> None:
+@app.task(name="claims.ocr")
+def ocr(job_ids: list[str]) -> None:
     settings = get_settings()
-    if len(job_ids) > 1 and self.request.delivery_info.get("redelivered"):
-        # This batch was in flight when a worker died: split it, so a document that
-        # kills its worker fails alone instead of taking its batch-mates with it.
+    ledger = context.ledger()
+    if len(job_ids) > 1 and any(
+        ledger.get_job(job_id).state is JobState.OCR_PENDING for job_id in job_ids
+    ):
+        # Part of this batch was taken before (its worker died, or the sweep re-sent
+        # it): split it, so a document that kills its worker fails alone instead of
+        # taking its batch-mates with it.
         for job_id in job_ids:
             ocr.delay([job_id])
         return
     report = recognise_jobs(
         job_ids,
-        ledger=context.ledger(),
+        ledger=ledger,
         blobs=context.blobs(),
         engine=context.engine(),
         limits=context.page_limits(),
