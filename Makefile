@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run serve test lint eval clean
+.PHONY: install run serve test eval benchmark clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,9 @@ serve: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+benchmark: install
+	$(BIN)/python scripts/benchmark_ocr.py
 
 eval: install
 	$(BIN)/python scripts/eval_sroie.py
