@@ -169,6 +169,7 @@ def test_sample_inbox_end_to_end(tmp_path: Path, test_redis: str) -> None:
     [
         pytest.param(("fail_next", 503, 6), id="ncb-503-then-recovers"),
         pytest.param(("rate_limit_next", 2, 1.0), id="ncb-429-retry-after"),
+        pytest.param(("go_down", 12.0, None), id="ncb-refuses-connections-then-returns"),
     ],
 )
 def test_ncb_trouble_ends_with_each_claim_once(
@@ -180,8 +181,10 @@ def test_ncb_trouble_ends_with_each_claim_once(
         kind, a, b = fault
         if kind == "fail_next":
             ncb.state.fail_next(a, count=b)
-        else:
+        elif kind == "rate_limit_next":
             ncb.state.rate_limit_next(a, b)
+        else:
+            ncb.go_down(a)  # down before the first claim is ready, back after ``a`` s
         env = run_env(data_dir, test_redis, NCB_API_BASE_URL=ncb.url)
         started = time.monotonic()
         summary = finish_run(start_run(env, tmp_path))
@@ -199,9 +202,16 @@ def test_ncb_trouble_ends_with_each_claim_once(
             attempts = [r for r in requests if r["headers"]["idempotency_key"] == job.id]
             ids = [r["headers"]["request_id"] for r in attempts]
             assert len(ids) == len(set(ids))
-    else:
+    elif kind == "rate_limit_next":
         assert statuses.count(429) == 2
         assert time.monotonic() - started >= b
+    else:
+        # Claims waited in the ledger while nothing answered, then drained on their own.
+        assert time.monotonic() - started >= a
+        retried = [
+            e for job in done for e in ledger.get_job(job.id).events if e.actor == "submitter"
+        ]
+        assert any(e.details and e.details.get("code") == "ncb_unavailable" for e in retried)
 
 
 def _children(pid: int) -> list[int]:
