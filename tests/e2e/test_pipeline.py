@@ -293,3 +293,34 @@ def test_run_without_redis_uses_the_embedded_broker(tmp_path: Path) -> None:
     assert summary["submitted"] == 1
     assert summary["in_progress"] == 0
     assert (data_dir / "broker.sqlite").exists()
+
+
+def test_ncb_refusing_our_credentials_stops_submissions(tmp_path: Path, test_redis: str) -> None:
+    data_dir = tmp_path / "data"
+    make_inbox(data_dir, CLEAN_EMAILS)
+    with StandinServer(api_key="the-real-key") as ncb:
+        env = run_env(data_dir, test_redis, NCB_API_BASE_URL=ncb.url, NCB_API_KEY="a-stale-key")
+        proc = subprocess.run(
+            [sys.executable, "-m", "services.cli", "run", "--once", "--timeout", "40"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        requests = ncb.state.requests
+        claims = ncb.state.claims
+
+    # Nothing reached NCB, nothing was lost, and NCB was not hammered: after the first
+    # 401s every worker held its claims (the sweep ran ~every second for the whole wait).
+    assert proc.returncode == 1
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["in_progress"] == 2 and summary["submitted"] == 0
+    assert claims == []
+    assert 1 <= len(requests) <= 2
+    assert {r["status"] for r in requests} == {401}
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    held = ledger.list_jobs(states=[JobState.READY]).items
+    codes = [job.reason_code for job in held]
+    # The first 401 says why; a claim that came later found submissions held (circuit open).
+    assert "ncb_auth_failed" in codes and set(codes) <= {"ncb_auth_failed", "ncb_unavailable"}
