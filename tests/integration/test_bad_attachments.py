@@ -1,0 +1,89 @@
+"""Bad attachments end as jobs with a clear reason, and never stop their batch-mates."""
+
+from __future__ import annotations
+
+import io
+import random
+from email.message import EmailMessage
+from pathlib import Path
+
+import pypdf
+import pytest
+from PIL import Image
+
+from services.blobs import LocalBlobStore
+from services.intake import ingest
+from services.ledger import JobState, Ledger
+from services.mail import MaildirSource
+from services.ocr.onnx_engine import OnnxOcrEngine
+from services.ocr.pages import PageLimits
+from services.recognition import recognise_jobs
+from services.samples.receipts import images_to_pdf, random_spec, render_receipt
+
+pytestmark = pytest.mark.slow
+
+
+def _encrypted_pdf() -> bytes:
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(width=300, height=300)
+    writer.encrypt("secret")
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def _bomb_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_bad_attachments_get_reasons_and_the_good_one_is_read(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    receipt = render_receipt(random_spec(random.Random(3)), seed=3)
+    parts = [
+        ("broken.jpg", "image", "jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 40_000),
+        ("locked.pdf", "application", "pdf", _encrypted_pdf()),
+        ("bomb.png", "image", "png", _bomb_png()),
+        ("actually_a_pdf.jpg", "image", "jpeg", images_to_pdf([receipt])),
+        ("archive.zip", "application", "zip", b"PK\x03\x04" + b"\x00" * 2000),
+    ]
+    message = EmailMessage()
+    message["From"] = "member@example.com"
+    message["To"] = "claims@example.com"
+    message["Subject"] = "Claim - Policy No: POL-12345"
+    message["Message-ID"] = "<bad-attachments@example.com>"
+    message.set_content("Please process my claim.")
+    for name, maintype, subtype, data in parts:
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "bad.eml").write_bytes(message.as_bytes())
+
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    intake = ingest(MaildirSource(inbox), ledger, blobs)
+    recognise_jobs(
+        intake.new_jobs,
+        ledger=ledger,
+        blobs=blobs,
+        engine=OnnxOcrEngine(threads=2),
+        limits=PageLimits(max_pixels=40_000_000),
+        threshold=0.9,
+        max_attempts=3,
+    )
+    jobs = {job.filename: job for job in ledger.list_jobs(limit=100).items}
+    assert jobs.keys() == {name for name, *_ in parts}
+    expected = {
+        "broken.jpg": (JobState.FAILED, "corrupt_image"),
+        "locked.pdf": (JobState.FAILED, "encrypted_pdf"),
+        "bomb.png": (JobState.FAILED, "too_many_pixels"),
+        "archive.zip": (JobState.SKIPPED, "skipped"),
+    }
+    for name, (state, code) in expected.items():
+        assert (jobs[name].state, jobs[name].reason_code) == (state, code), name
+        assert jobs[name].reason
+    mislabelled = jobs["actually_a_pdf.jpg"]
+    assert mislabelled.content_type == "pdf"
+    assert mislabelled.state in (JobState.READY, JobState.NEEDS_REVIEW)
+    assert mislabelled.fields["total_amount"]
