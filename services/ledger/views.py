@@ -7,12 +7,17 @@ logging a view never logs PHI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 from services.ledger.models import Email, Job, JobEvent
 from services.ledger.states import JobState
+
+
+def _columns(view: type, row: Any) -> dict[str, Any]:
+    """The row's value for each field of ``view`` (views mirror their table's columns)."""
+    return {f.name: getattr(row, f.name) for f in fields(view)}
 
 
 @dataclass(frozen=True)
@@ -31,19 +36,7 @@ class EmailView:
 
     @classmethod
     def of(cls, row: Email) -> EmailView:
-        return cls(
-            id=row.id,
-            source=row.source,
-            source_id=row.source_id,
-            message_id=row.message_id,
-            received_at=row.received_at,
-            sender_hash=row.sender_hash,
-            policy_number=row.policy_number,
-            member_id=row.member_id,
-            member_name=row.member_name,
-            attachment_count=row.attachment_count,
-            created_at=row.created_at,
-        )
+        return cls(**_columns(cls, row))
 
 
 @dataclass(frozen=True)
@@ -58,15 +51,7 @@ class EventView:
 
     @classmethod
     def of(cls, row: JobEvent) -> EventView:
-        return cls(
-            id=row.id,
-            job_id=row.job_id,
-            at=row.at,
-            from_state=row.from_state,
-            to_state=row.to_state,
-            actor=row.actor,
-            details=row.details,
-        )
+        return cls(**_columns(cls, row))
 
 
 @dataclass(frozen=True)
@@ -104,31 +89,7 @@ class JobSummary:
 
     @staticmethod
     def columns(row: Job) -> dict[str, Any]:
-        return {
-            "id": row.id,
-            "email_id": row.email_id,
-            "part_index": row.part_index,
-            "filename": row.filename,
-            "content_type": row.content_type,
-            "size_bytes": row.size_bytes,
-            "sha256": row.sha256,
-            "blob_key": row.blob_key,
-            "state": row.state,
-            "reason_code": row.reason_code,
-            "reason": row.reason,
-            "retry_count": row.retry_count,
-            "duplicate_of": row.duplicate_of,
-            "page_count": row.page_count,
-            "fields": row.fields,
-            "field_confidence": row.field_confidence,
-            "confidence": row.confidence,
-            "route": row.route,
-            "reasons": row.reasons,
-            "corrected_fields": row.corrected_fields,
-            "ncb_reference": row.ncb_reference,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-        }
+        return _columns(JobSummary, row)
 
     @classmethod
     def of(cls, row: Job) -> JobSummary:
