@@ -54,16 +54,32 @@ def ocr(job_ids: list[str]) -> None:
         for job_id in job_ids:
             ocr.delay([job_id])
         return
-    report = recognise_jobs(
-        job_ids,
-        ledger=ledger,
-        blobs=context.blobs(),
-        engine=context.engine(),
-        limits=context.page_limits(),
-        threshold=settings.ocr_high_confidence_threshold,
-        max_attempts=settings.max_ocr_attempts,
-        member_id_as_policy=settings.ncb_member_id_as_policy,
-    )
+    try:
+        report = recognise_jobs(
+            job_ids,
+            ledger=ledger,
+            blobs=context.blobs(),
+            engine=context.engine(),
+            limits=context.page_limits(),
+            threshold=settings.ocr_high_confidence_threshold,
+            max_attempts=settings.max_ocr_attempts,
+            member_id_as_policy=settings.ncb_member_id_as_policy,
+        )
+    except Exception as exc:
+        if len(job_ids) > 1:
+            # Do not let one document's failure sink its batch-mates: retry one by one.
+            log.exception("OCR batch of %d jobs failed; re-queued one by one", len(job_ids))
+            for job_id in job_ids:
+                ocr.delay([job_id])
+            return
+        log.exception("OCR of job %s failed", job_ids[0])
+        ledger.fail(
+            job_ids[0],
+            "ocr_error",
+            f"OCR failed with {type(exc).__name__}; see the OCR worker log. Retry once fixed.",
+            "worker:ocr",
+        )
+        return
     for job_id in report.ready:
         submit.delay(job_id)
 
