@@ -184,7 +184,6 @@ def run(settings: Settings, *, once: bool, timeout_s: float) -> int:
             log.info("claims-ocr running; Ctrl-C stops it (logs in %s)", workers.log_dir)
             return _serve_forever(workers)
         return _run_once(settings, ledger, workers, broker, started_at, clock, timeout_s)
-    return 0  # pragma: no cover
 
 
 def _serve_forever(workers: WorkerProcesses) -> int:

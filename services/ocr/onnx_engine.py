@@ -204,8 +204,7 @@ class OnnxOcrEngine:
             width = max(_REC_HEIGHT, math.ceil(_REC_HEIGHT * max(ratios[i] for i in ids)))
             batch = np.zeros((len(ids), 3, _REC_HEIGHT, width), dtype=np.float32)
             for row, i in enumerate(ids):
-                img = _resize_norm(crops[i], _REC_HEIGHT, width, keep_ratio=True)
-                batch[row, :, :, : img.shape[2]] = img
+                batch[row] = _resize_norm(crops[i], _REC_HEIGHT, width)
             logits = self._rec.run(None, {"x": batch})[0]
             for row, i in enumerate(ids):
                 out[i] = self._ctc_decode(logits[row])
@@ -226,10 +225,10 @@ def _normalise(img: np.ndarray) -> np.ndarray:
     return (img.astype(np.float32) / 255.0 - 0.5) / 0.5
 
 
-def _resize_norm(img: np.ndarray, height: int, width: int, keep_ratio: bool = True) -> np.ndarray:
+def _resize_norm(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize a crop to ``height`` (width by aspect ratio, at most ``width``), CHW, [-1, 1]."""
     h, w = img.shape[:2]
-    new_w = min(width, max(1, math.ceil(height * w / max(1, h)))) if keep_ratio else width
+    new_w = min(width, max(1, math.ceil(height * w / max(1, h))))
     resized = cv2.resize(img, (new_w, height))
     chw = _normalise(resized).transpose(2, 0, 1)
     if new_w == width:
