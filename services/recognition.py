@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from services.blobs import BlobStore
 from services.extraction import ClaimExtraction, Reason
-from services.ledger import InvalidTransition, JobState, Ledger, StaleState
+from services.ledger import InvalidTransition, JobState, JobView, Ledger, StaleState
 from services.ocr.engine import OcrEngine
 from services.ocr.pages import PageLimits
 from services.reading import read_documents
@@ -31,9 +31,15 @@ class RecognitionReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def ocr_attempts(ledger: Ledger, job_id: str) -> int:
+def ocr_attempts(job: JobView) -> int:
     """How many times a worker has taken this job for OCR (from the event trail)."""
-    return sum(1 for e in ledger.get_job(job_id).events if e.to_state is JobState.OCR_PENDING)
+    return sum(1 for e in job.events if e.to_state is JobState.OCR_PENDING)
+
+
+def policy_number(job: JobView, *, member_id_as_policy: bool) -> str | None:
+    """The number NCB files the claim under: from the email, not the receipt."""
+    email = job.email
+    return email.policy_number or (email.member_id if member_id_as_policy else None)
 
 
 def apply_claim_rules(extraction: ClaimExtraction, policy_number: str | None) -> ClaimExtraction:
@@ -64,11 +70,13 @@ def recognise_jobs(
 ) -> RecognitionReport:
     report = RecognitionReport()
     documents: list[tuple[str, bytes]] = []
+    taken: dict[str, JobView] = {}
     for job_id in job_ids:
         if not ledger.start_ocr(job_id, actor=ACTOR):
             report.skipped.append(job_id)  # already past OCR: a repeated task
             continue
-        attempts = ocr_attempts(ledger, job_id)
+        job = taken[job_id] = ledger.get_job(job_id)
+        attempts = ocr_attempts(job)
         if attempts > max_attempts:
             ledger.fail(
                 job_id,
@@ -80,19 +88,18 @@ def recognise_jobs(
             report.failed.append(job_id)
             continue
         try:
-            documents.append((job_id, blobs.get(ledger.get_job(job_id).blob_key)))
+            documents.append((job_id, blobs.get(job.blob_key)))
         except (OSError, KeyError):
             ledger.fail(job_id, "blob_missing", "The stored attachment bytes are missing.", ACTOR)
             report.failed.append(job_id)
 
     for result in read_documents(engine, documents, limits=limits, threshold=threshold):
-        job = ledger.get_job(result.key)
         if result.error_code is not None:
             reason = result.extraction.reasons[0]
             ledger.fail(result.key, reason.code, reason.message, ACTOR)
             report.failed.append(result.key)
             continue
-        policy = job.email.policy_number or (job.email.member_id if member_id_as_policy else None)
+        policy = policy_number(taken[result.key], member_id_as_policy=member_id_as_policy)
         extraction = apply_claim_rules(result.extraction, policy)
         try:
             state = ledger.save_extraction(

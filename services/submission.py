@@ -16,6 +16,7 @@ from enum import StrEnum
 from services.blobs import BlobStore
 from services.ledger import JobState, Ledger
 from services.ncb import ClaimRejected, ClaimSubmission, NcbAuthError, NcbClient, NcbUnavailable
+from services.recognition import policy_number
 from services.records import Archive, AuditLog, AuditRow
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def build_claim(ledger: Ledger, job_id: str, *, member_id_as_policy: bool) -> Cl
     """
     job = ledger.get_job(job_id)
     fields = job.effective_fields
-    policy = job.email.policy_number or (job.email.member_id if member_id_as_policy else None)
+    policy = policy_number(job, member_id_as_policy=member_id_as_policy)
     try:
         amount = Decimal(str(fields.get("total_amount") or ""))
     except InvalidOperation:
