@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -204,6 +205,34 @@ def test_ncb_trouble_ends_with_each_claim_once(
         assert time.monotonic() - started >= b
 
 
+def finish_run_acting_once(
+    proc: subprocess.Popen[str], ledger_path: Path, act: Callable[[Ledger], bool]
+) -> tuple[dict, bool]:
+    """Finish a run while a thread watches its ledger; ``act`` returns True once it acted.
+
+    Returns the run's summary and whether ``act`` ever acted.
+    """
+    acted = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            try:
+                done = act(Ledger(f"sqlite:///{ledger_path}"))
+            except Exception:  # the ledger or its schema may not exist yet
+                continue
+            if done:
+                acted.set()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    summary = finish_run(proc)
+    watcher.join(5)
+    return summary, acted.is_set()
+
+
 def test_claims_wait_while_ncb_is_down_and_drain_when_it_returns(
     tmp_path: Path, test_redis: str
 ) -> None:
@@ -214,30 +243,19 @@ def test_claims_wait_while_ncb_is_down_and_drain_when_it_returns(
         env = run_env(data_dir, test_redis, NCB_API_BASE_URL=ncb.url)
         ncb.stop()  # connections refused from the start
         proc = start_run(env, tmp_path)
-        waited = threading.Event()
 
-        def bring_ncb_back_once_claims_wait() -> None:
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.5)
-                try:
-                    ledger = Ledger(f"sqlite:///{ledger_path}")
-                    held = ledger.list_jobs(states=[JobState.READY], reason_code="ncb_unavailable")
-                except Exception:  # the ledger may not exist yet
-                    continue
-                if held.total:
-                    waited.set()
-                    time.sleep(3)  # a few sweeps find NCB still down
-                    ncb.start()
-                    return
+        def bring_ncb_back_once_claims_wait(ledger: Ledger) -> bool:
+            held = ledger.list_jobs(states=[JobState.READY], reason_code="ncb_unavailable")
+            if not held.total:
+                return False
+            time.sleep(3)  # a few sweeps find NCB still down
+            ncb.start()
+            return True
 
-        helper = threading.Thread(target=bring_ncb_back_once_claims_wait, daemon=True)
-        helper.start()
-        summary = finish_run(proc)
-        helper.join(5)
+        summary, waited = finish_run_acting_once(proc, ledger_path, bring_ncb_back_once_claims_wait)
         done = check_exactly_once(Ledger(f"sqlite:///{ledger_path}"), ncb.state.claims)
 
-    assert waited.is_set(), "no claim ever waited for NCB"
+    assert waited, "no claim ever waited for NCB"
     assert summary["in_progress"] == 0
     assert summary["submitted"] == len(done) == 2
 
@@ -272,30 +290,17 @@ def test_ocr_worker_killed_mid_batch_loses_nothing(tmp_path: Path, test_redis: s
         env = run_env(data_dir, test_redis, NCB_API_BASE_URL=ncb.url)
         proc = start_run(env, tmp_path)
         ledger_path = data_dir / "ledger.db"
-        killed = threading.Event()
 
-        def kill_pool_child_during_ocr() -> None:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.2)
-                if not ledger_path.exists():
-                    continue
-                try:
-                    pending = Ledger(f"sqlite:///{ledger_path}").jobs_in([JobState.OCR_PENDING])
-                except Exception:  # the schema may still be being created
-                    continue
-                worker = _ocr_worker_pid(proc.pid)
-                pool = _children(worker) if worker else []
-                if pending and pool:
-                    os.kill(pool[0], signal.SIGKILL)
-                    killed.set()
-                    return
+        def kill_pool_child_during_ocr(ledger: Ledger) -> bool:
+            worker = _ocr_worker_pid(proc.pid)
+            pool = _children(worker) if worker else []
+            if not (pool and ledger.jobs_in([JobState.OCR_PENDING])):
+                return False
+            os.kill(pool[0], signal.SIGKILL)
+            return True
 
-        killer = threading.Thread(target=kill_pool_child_during_ocr, daemon=True)
-        killer.start()
-        summary = finish_run(proc)
-        killer.join(5)
-        assert killed.is_set(), "the OCR pool process was never caught mid-task"
+        summary, killed = finish_run_acting_once(proc, ledger_path, kill_pool_child_during_ocr)
+        assert killed, "the OCR pool process was never caught mid-task"
         ledger = Ledger(f"sqlite:///{ledger_path}")
         done = check_exactly_once(ledger, ncb.state.claims)
 

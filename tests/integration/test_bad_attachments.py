@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import random
 from email.message import EmailMessage
 from pathlib import Path
 
-import pypdf
 import pytest
-from PIL import Image
 
 from services.blobs import LocalBlobStore
 from services.intake import ingest
@@ -19,23 +16,9 @@ from services.ocr.onnx_engine import OnnxOcrEngine
 from services.ocr.pages import PageLimits
 from services.recognition import recognise_jobs
 from services.samples.receipts import images_to_pdf, random_spec, render_receipt
+from tests.support.bad_files import bomb_png, encrypted_pdf
 
 pytestmark = pytest.mark.slow
-
-
-def _encrypted_pdf() -> bytes:
-    writer = pypdf.PdfWriter()
-    writer.add_blank_page(width=300, height=300)
-    writer.encrypt("secret")
-    buf = io.BytesIO()
-    writer.write(buf)
-    return buf.getvalue()
-
-
-def _bomb_png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("1", (20_000, 20_000)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def test_bad_attachments_get_reasons_and_the_good_one_is_read(
@@ -44,8 +27,8 @@ def test_bad_attachments_get_reasons_and_the_good_one_is_read(
     receipt = render_receipt(random_spec(random.Random(3)), seed=3)
     parts = [
         ("broken.jpg", "image", "jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 40_000),
-        ("locked.pdf", "application", "pdf", _encrypted_pdf()),
-        ("bomb.png", "image", "png", _bomb_png()),
+        ("locked.pdf", "application", "pdf", encrypted_pdf()),
+        ("bomb.png", "image", "png", bomb_png()),
         ("actually_a_pdf.jpg", "image", "jpeg", images_to_pdf([receipt])),
         ("archive.zip", "application", "zip", b"PK\x03\x04" + b"\x00" * 2000),
     ]

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from services.ocr.pages import PageError, PageLimits, load_pages, sniff_type
+from tests.support.bad_files import bomb_png, encrypted_pdf
 
 
 def _image_bytes(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
@@ -88,7 +89,7 @@ def test_bad_input_gets_a_clear_code(data: bytes, limits: PageLimits, code: str)
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
-    bomb = _image_bytes(Image.new("1", (20_000, 20_000)), "PNG")
+    bomb = bomb_png()
     assert len(bomb) < 200_000
     with pytest.raises(PageError) as err:
         load_pages(bomb, PageLimits(max_pixels=40_000_000))
@@ -113,13 +114,6 @@ def test_page_count_limits() -> None:
 
 
 def test_password_protected_pdf_is_reported_as_such() -> None:
-    import pypdf
-
-    writer = pypdf.PdfWriter()
-    writer.add_blank_page(width=72, height=72)
-    writer.encrypt("secret")
-    buf = io.BytesIO()
-    writer.write(buf)
     with pytest.raises(PageError) as err:
-        load_pages(buf.getvalue())
+        load_pages(encrypted_pdf())
     assert err.value.code == "encrypted_pdf"
