@@ -34,7 +34,7 @@ def main() -> int:
     from services.config import get_settings
     from services.ocr.factory import make_engine
     from services.ocr.pages import PageLimits
-    from services.reading import read_documents, result_record
+    from services.claim_reader import read_documents, result_record
 
     settings = get_settings()
     engine = make_engine(settings)

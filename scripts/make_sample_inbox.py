@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from services.samples import SAMPLE_INBOX_DIR
-from services.samples.sample_inbox import SEED, build_sample_inbox
+from services.demo import SAMPLE_INBOX_DIR
+from services.demo.sample_inbox import SEED, build_sample_inbox
 
 
 def main(argv: list[str] | None = None) -> int:

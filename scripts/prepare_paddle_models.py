@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from services.ocr.engine import OcrError
-from services.ocr.paddle_engine import default_paddle_model_dir
+from services.config import get_settings
 from services.ocr.paddle_models import prepare_paddle_models
 
 
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target_dir", nargs="?", type=Path, default=None)
     args = parser.parse_args(argv)
-    target = args.target_dir or default_paddle_model_dir()
+    target = args.target_dir or get_settings().paddle_model_dir
     try:
         paths = prepare_paddle_models(target)
     except OcrError as exc:

@@ -1,8 +1,11 @@
 """All settings in one place, read from the environment (or a ``.env`` file).
 
-Every setting has a default that works on a fresh machine with no services and no
+Two modes (``CLAIMS_OCR_ENV``). ``production``, the default, refuses to start on
+settings that would send claims to a stand-in or read the demo inbox (see
+``services.preflight``). ``demo`` runs on a fresh machine with no services and no
 credentials: a data directory under the current folder, SQLite, the bundled sample
 inbox and the local NCB stand-in. Secrets are ``SecretStr`` so they never print.
+Turning settings into objects happens in one place, ``workers.wiring``.
 """
 
 from __future__ import annotations
@@ -11,17 +14,26 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The key the NCB stand-in accepts; production refuses to start with it.
+STANDIN_NCB_API_KEY = "standin-key"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
+    env: Literal["production", "demo"] = Field(default="production", alias="CLAIMS_OCR_ENV")
+
     # Where the ledger, blobs, audit log and archive live by default.
     data_dir: Path = Field(default=Path("data"), alias="CLAIMS_OCR_DATA_DIR")
     database_url: str = Field(default="", alias="DATABASE_URL")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="REDIS_URL")
+    # The Celery broker when it is not REDIS_URL (``claims-ocr run --demo`` sets it to the
+    # embedded SQLite broker for its workers when Redis does not answer).
+    broker_url: str = Field(default="", alias="CELERY_BROKER_URL")
     blob_dir: Path | None = Field(default=None, alias="BLOB_DIR")
 
     # OCR engine
@@ -30,7 +42,6 @@ class Settings(BaseSettings):
     ocr_threads: int = Field(default=0, ge=0, alias="OCR_THREADS")
     ocr_det_max_side: int = Field(default=1280, ge=320, alias="OCR_DET_MAX_SIDE")
     ocr_batch_size: int = Field(default=8, ge=1, alias="OCR_BATCH_SIZE")
-    ocr_batch_wait_s: float = Field(default=0.5, ge=0, alias="OCR_BATCH_WAIT_S")
     ocr_high_confidence_threshold: float = Field(
         default=0.90, ge=0, le=1, alias="OCR_HIGH_CONFIDENCE_THRESHOLD"
     )
@@ -48,12 +59,13 @@ class Settings(BaseSettings):
     max_ocr_attempts: int = Field(default=3, ge=1, alias="MAX_OCR_ATTEMPTS")
 
     # Mail source
-    mail_source: Literal["maildir", "gmail", "imap"] = Field(default="maildir", alias="MAIL_SOURCE")
+    # Only the sources that exist: gmail and imap come with the mailbox issue.
+    mail_source: Literal["maildir"] = Field(default="maildir", alias="MAIL_SOURCE")
     maildir_path: Path | None = Field(default=None, alias="MAILDIR_PATH")
 
     # NCB
     ncb_api_base_url: str = Field(default="", alias="NCB_API_BASE_URL")
-    ncb_api_key: SecretStr = Field(default=SecretStr("standin-key"), alias="NCB_API_KEY")
+    ncb_api_key: SecretStr = Field(default=SecretStr(STANDIN_NCB_API_KEY), alias="NCB_API_KEY")
     ncb_timeout_s: float = Field(default=15.0, gt=0, alias="NCB_TIMEOUT_S")
     ncb_max_attempts: int = Field(default=8, ge=1, alias="NCB_MAX_ATTEMPTS")
     # Some NCB tenants accept the member id where the email gives no policy number.
@@ -70,8 +82,24 @@ class Settings(BaseSettings):
     audit_log_path: Path | None = Field(default=None, alias="AUDIT_LOG_PATH")
     archive_dir: Path | None = Field(default=None, alias="ARCHIVE_DIR")
 
-    sentry_dsn: SecretStr | None = Field(default=None, alias="SENTRY_DSN")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # auto: JSON lines unless writing to a terminal.
+    log_format: Literal["auto", "json", "console"] = Field(default="auto", alias="LOG_FORMAT")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @property
+    def demo(self) -> bool:
+        return self.env == "demo"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
 
     @property
     def ledger_url(self) -> str:
@@ -92,6 +120,11 @@ class Settings(BaseSettings):
     @property
     def archive(self) -> Path:
         return self.archive_dir or self.data_dir / "archive"
+
+    @property
+    def paddle_model_dir(self) -> Path:
+        """Under the data dir, so a worker needs no other writable place."""
+        return self.data_dir / "paddle-models"
 
 
 @lru_cache(maxsize=1)

@@ -7,14 +7,14 @@ fetched again and recorded idempotently, never half-lost.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 from services.blobs import BlobStore
 from services.ledger import JobState, Ledger
-from services.mail import MailSource, extract_claimant
+from services.logs import bound_contextvars, get_logger
+from services.mail import IncomingEmail, MailSource, extract_claimant
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass
@@ -39,27 +39,42 @@ def ingest(source: MailSource, ledger: Ledger, blobs: BlobStore) -> IntakeReport
             member_id=claimant.member_id,
             member_name=claimant.member_name,
         )
-        for attachment in email.attachments:
-            blob_key = blobs.put(attachment.data)
-            job_id, created = ledger.record_attachment(
-                email_id,
-                attachment.part_index,
-                attachment.filename,
-                attachment.kind or attachment.detected_type or attachment.declared_type,
-                attachment.size,
-                attachment.sha256,
-                blob_key,
-                skip_reason=attachment.skip_reason.value if attachment.skip_reason else None,
-            )
-            report.attachments += 1
-            if created and ledger.get_job(job_id).state is JobState.RECEIVED:
-                report.new_jobs.append(job_id)
+        with bound_contextvars(email_id=email_id):
+            _record_attachments(email, email_id, ledger, blobs, report)
         source.mark_done(email.source_id)
         report.emails += 1
-        log.info(
-            "email %s recorded: %d attachments, %d claim documents",
-            email_id,
-            len(email.attachments),
-            len(email.claim_attachments),
-        )
     return report
+
+
+def _record_attachments(
+    email: IncomingEmail, email_id: str, ledger: Ledger, blobs: BlobStore, report: IntakeReport
+) -> None:
+    for attachment in email.attachments:
+        blob_key = blobs.put(attachment.data)
+        job_id, created = ledger.record_attachment(
+            email_id,
+            attachment.part_index,
+            attachment.filename,
+            attachment.kind or attachment.detected_type or attachment.declared_type,
+            attachment.size,
+            attachment.sha256,
+            blob_key,
+            skip_reason=attachment.skip_reason.value if attachment.skip_reason else None,
+        )
+        report.attachments += 1
+        state = ledger.get_job(job_id).state
+        if created and state is JobState.RECEIVED:
+            report.new_jobs.append(job_id)
+        log.info(
+            "attachment recorded",
+            job_id=job_id,
+            created=created,
+            state=str(state),
+            size=attachment.size,
+            sha256=attachment.sha256[:16],
+        )
+    log.info(
+        "email recorded",
+        attachments=len(email.attachments),
+        claim_documents=len(email.claim_attachments),
+    )

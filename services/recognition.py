@@ -1,24 +1,28 @@
 """The OCR worker's step: a batch of jobs -> one engine call -> fields routed in the ledger.
 
+``services.claim_reader`` turns bytes into claim fields; this step adds the ledger
+around it: which jobs to take, attempts, claim rules, and where each job goes next.
+
 Safe to run twice: a job already past OCR is left alone, and one taken again after a
 worker died counts an attempt; past ``max_attempts`` (a page that keeps killing its
-worker) it fails with a clear reason instead of looping forever.
+worker) it fails with a clear reason instead of looping forever. A batch any of whose
+jobs was taken before is split (:func:`should_split`), so such a document fails alone.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from services.blobs import BlobStore
+from services.claim_reader import DocumentResult, read_documents
 from services.extraction import ClaimExtraction, Reason
 from services.ledger import InvalidTransition, JobState, JobView, Ledger, StaleState
+from services.logs import bound_contextvars, get_logger
 from services.ocr.engine import OcrEngine
 from services.ocr.pages import PageLimits
-from services.reading import read_documents
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 ACTOR = "worker:ocr"
 
@@ -34,6 +38,15 @@ class RecognitionReport:
 def ocr_attempts(job: JobView) -> int:
     """How many times a worker has taken this job for OCR (from the event trail)."""
     return sum(1 for e in job.events if e.to_state is JobState.OCR_PENDING)
+
+
+def should_split(ledger: Ledger, job_ids: Sequence[str]) -> bool:
+    """A batch part of which was taken before (its worker died, or the sweep re-sent it)
+    is split into single jobs, so a document that kills its worker fails alone instead of
+    taking its batch-mates with it."""
+    return len(job_ids) > 1 and any(
+        ledger.get_job(job_id).state is JobState.OCR_PENDING for job_id in job_ids
+    )
 
 
 def policy_number(job: JobView, *, member_id_as_policy: bool) -> str | None:
@@ -78,6 +91,7 @@ def recognise_jobs(
         job = taken[job_id] = ledger.get_job(job_id)
         attempts = ocr_attempts(job)
         if attempts > max_attempts:
+            log.warning("ocr attempts exhausted", job_id=job_id, attempts=attempts - 1)
             ledger.fail(
                 job_id,
                 "ocr_attempts_exhausted",
@@ -90,38 +104,52 @@ def recognise_jobs(
         try:
             documents.append((job_id, blobs.get(job.blob_key)))
         except (OSError, KeyError):
+            log.error("attachment bytes missing", job_id=job_id, email_id=job.email_id)
             ledger.fail(job_id, "blob_missing", "The stored attachment bytes are missing.", ACTOR)
             report.failed.append(job_id)
 
     for result in read_documents(engine, documents, limits=limits, threshold=threshold):
-        if result.error_code is not None:
-            reason = result.extraction.reasons[0]
-            ledger.fail(result.key, reason.code, reason.message, ACTOR)
-            report.failed.append(result.key)
-            continue
-        policy = policy_number(taken[result.key], member_id_as_policy=member_id_as_policy)
-        extraction = apply_claim_rules(result.extraction, policy)
-        try:
-            state = ledger.save_extraction(
-                result.key,
-                fields=extraction.fields,
-                field_confidence=extraction.field_confidence,
-                confidence=extraction.confidence,
-                route=extraction.route,
-                reasons=[{"code": r.code, "message": r.message} for r in extraction.reasons],
-                page_count=result.page_count,
-                actor=ACTOR,
-            )
-        except (StaleState, InvalidTransition):
-            report.skipped.append(result.key)  # a redelivered twin finished it first
-            continue
-        (report.ready if state is JobState.READY else report.needs_review).append(result.key)
-        log.info(
-            "job %s read: %d pages in %.2fs, confidence %.2f -> %s",
-            result.key,
-            result.page_count,
-            result.ocr_seconds,
-            extraction.confidence,
-            state,
-        )
+        with bound_contextvars(job_id=result.key, email_id=taken[result.key].email_id):
+            _record(result, taken[result.key], ledger, report, member_id_as_policy)
     return report
+
+
+def _record(
+    result: DocumentResult,
+    job: JobView,
+    ledger: Ledger,
+    report: RecognitionReport,
+    member_id_as_policy: bool,
+) -> None:
+    """Save one document's result: failed with its reason, or fields routed onward."""
+    if result.error_code is not None:
+        reason = result.extraction.reasons[0]
+        log.info("document unreadable", reason=reason.code, pages=result.page_count)
+        ledger.fail(result.key, reason.code, reason.message, ACTOR)
+        report.failed.append(result.key)
+        return
+    policy = policy_number(job, member_id_as_policy=member_id_as_policy)
+    extraction = apply_claim_rules(result.extraction, policy)
+    try:
+        state = ledger.save_extraction(
+            result.key,
+            fields=extraction.fields,
+            field_confidence=extraction.field_confidence,
+            confidence=extraction.confidence,
+            route=extraction.route,
+            reasons=[{"code": r.code, "message": r.message} for r in extraction.reasons],
+            page_count=result.page_count,
+            actor=ACTOR,
+        )
+    except (StaleState, InvalidTransition):
+        report.skipped.append(result.key)  # a redelivered twin finished it first
+        return
+    (report.ready if state is JobState.READY else report.needs_review).append(result.key)
+    log.info(
+        "document read",
+        pages=result.page_count,
+        ocr_seconds=round(result.ocr_seconds, 3),
+        confidence=round(extraction.confidence, 3),
+        state=str(state),
+        reasons=[r.code for r in extraction.reasons],
+    )

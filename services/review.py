@@ -2,20 +2,19 @@
 
 Corrections are checked here (an amount NCB can take, a real date) so a reviewer's typo
 fails at once with a clear message, not later as an NCB 400. After an action the next
-step is queued at once when the broker answers; otherwise the next sweep picks it up.
+step is queued through the dispatcher it is handed; when the broker does not answer,
+the next sweep picks it up.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from services.dispatch import Dispatcher, queue_next
 from services.extraction import FIELD_NAMES
 from services.ledger import JobState, Ledger
-
-log = logging.getLogger(__name__)
 
 
 class CorrectionError(ValueError):
@@ -46,9 +45,15 @@ def normalise_corrections(corrections: Mapping[str, str | None]) -> dict[str, st
     return clean
 
 
-def approve(ledger: Ledger, job_id: str, corrections: Mapping[str, str | None], actor: str) -> None:
+def approve(
+    ledger: Ledger,
+    dispatcher: Dispatcher,
+    job_id: str,
+    corrections: Mapping[str, str | None],
+    actor: str,
+) -> None:
     ledger.approve(job_id, normalise_corrections(corrections), actor)
-    _queue_next(job_id, JobState.READY)
+    queue_next(dispatcher, job_id, JobState.READY)
 
 
 def reject(ledger: Ledger, job_id: str, reason: str, actor: str) -> None:
@@ -57,26 +62,7 @@ def reject(ledger: Ledger, job_id: str, reason: str, actor: str) -> None:
     ledger.reject(job_id, reason.strip(), actor)
 
 
-def retry(ledger: Ledger, job_id: str, actor: str) -> JobState:
+def retry(ledger: Ledger, dispatcher: Dispatcher, job_id: str, actor: str) -> JobState:
     state = ledger.retry(job_id, actor)
-    _queue_next(job_id, state)
+    queue_next(dispatcher, job_id, state)
     return state
-
-
-def _queue_next(job_id: str, state: JobState) -> None:
-    """Best effort: queue the job's next task now; the sweep is the fallback."""
-    task = {
-        JobState.RECEIVED: ("claims.ocr", [[job_id]], "ocr"),
-        JobState.READY: ("claims.submit", [job_id], "submit"),
-        JobState.SUBMITTED: ("claims.finalize", [job_id], "submit"),
-    }.get(state)
-    if task is None:
-        return
-    from services.runner import redis_answers
-    from workers.app import app, broker_url
-
-    if broker_url().startswith("redis") and not redis_answers(broker_url()):
-        log.info("job %s: broker not reachable; the next sweep queues it", job_id)
-        return
-    name, args, queue = task
-    app.send_task(name, args=args, queue=queue)

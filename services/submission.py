@@ -7,7 +7,6 @@ audit log keeps one row per job and the archive checks "already archived?" first
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -15,11 +14,12 @@ from enum import StrEnum
 
 from services.blobs import BlobStore
 from services.ledger import JobState, Ledger
+from services.logs import bind_contextvars, get_logger
 from services.ncb import ClaimRejected, ClaimSubmission, NcbAuthError, NcbClient, NcbUnavailable
 from services.recognition import policy_number
 from services.records import Archive, AuditLog, AuditRow
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 ACTOR = "submitter"
 
@@ -44,6 +44,7 @@ def build_claim(ledger: Ledger, job_id: str, *, member_id_as_policy: bool) -> Cl
     Raises ``ValueError`` with a sentence for ops when a field cannot be sent.
     """
     job = ledger.get_job(job_id)
+    bind_contextvars(email_id=job.email_id)
     fields = job.effective_fields
     policy = policy_number(job, member_id_as_policy=member_id_as_policy)
     try:
@@ -75,11 +76,13 @@ def submit_job(
     try:
         claim = build_claim(ledger, job_id, member_id_as_policy=member_id_as_policy)
     except (ValueError, TypeError) as exc:
+        log.info("claim not sendable", reason="invalid_claim")
         ledger.submit_rejected(job_id, "invalid_claim", str(exc), actor=ACTOR)
         return SubmissionOutcome(Outcome.REJECTED)
     try:
         result = ncb.submit(job_id, claim)
     except ClaimRejected as exc:
+        log.info("NCB rejected the claim", code=exc.code, status=exc.status_code)
         ledger.submit_rejected(
             job_id,
             f"ncb_{exc.code.lower()}" if exc.code else "ncb_rejected",
@@ -92,15 +95,14 @@ def submit_job(
         ledger.submit_deferred(
             job_id, f"NCB refused our credentials ({exc.status_code}).", code="ncb_auth_failed"
         )
-        log.error("NCB refused credentials (status %s): submissions stop", exc.status_code)
+        log.error("NCB refused our credentials: submissions stop", status=exc.status_code)
         return SubmissionOutcome(Outcome.AUTH_FAILED)
     except NcbUnavailable as exc:
+        log.info("NCB unavailable: claim deferred", retry_after_s=exc.retry_after_s)
         ledger.submit_deferred(job_id, f"NCB unavailable: {exc.reason}")
         return SubmissionOutcome(Outcome.DEFERRED, exc.retry_after_s)
     ledger.finish_submit(job_id, result.claim_reference, actor=ACTOR)
-    log.info(
-        "job %s submitted (request %s, %d attempts)", job_id, result.request_id, result.attempts
-    )
+    log.info("claim submitted", request_id=result.request_id, attempts=result.attempts)
     return SubmissionOutcome(Outcome.SUBMITTED)
 
 
@@ -143,4 +145,5 @@ def finalize_job(
         )
     )
     ledger.mark_done(job_id, actor=ACTOR)
+    log.info("claim archived and audited", email_id=job.email_id)
     return True

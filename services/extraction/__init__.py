@@ -4,6 +4,6 @@ Pure domain code: standard library only, no OCR runtime, web or queue imports.
 """
 
 from services.extraction.extract import extract_claim
-from services.extraction.model import FIELD_NAMES, REQUIRED_FIELDS, ClaimExtraction, Reason
+from services.extraction.results import FIELD_NAMES, REQUIRED_FIELDS, ClaimExtraction, Reason
 
 __all__ = ["FIELD_NAMES", "REQUIRED_FIELDS", "ClaimExtraction", "Reason", "extract_claim"]

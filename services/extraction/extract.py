@@ -11,18 +11,18 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
-from services.extraction.amount_fields import (
+from services.extraction.invoice import extract_invoice_number
+from services.extraction.layout import Row, build_rows
+from services.extraction.money import format_amount
+from services.extraction.provider import extract_provider
+from services.extraction.results import ClaimExtraction, Reason
+from services.extraction.service_date import DateResult, choose_date
+from services.extraction.total_and_tax import (
     AmountResult,
     choose_tax,
     choose_total,
     labelled_amounts,
 )
-from services.extraction.amounts import format_amount
-from services.extraction.date_field import DateResult, choose_date
-from services.extraction.invoice import extract_invoice_number
-from services.extraction.layout import Row, build_rows
-from services.extraction.model import ClaimExtraction, Reason
-from services.extraction.provider import extract_provider
 from services.ocr.result import PageText
 
 # A page with fewer readable characters than this is blank or unreadable, not a receipt.

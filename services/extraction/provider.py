@@ -14,9 +14,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.extraction.amounts import find_amounts
 from services.extraction.dates import find_dates
 from services.extraction.layout import Row
+from services.extraction.money import find_amounts
 
 _LEGAL = re.compile(
     r"\b(SDN\.? ?BHD|SDN|BHD|BERHAD|S/B|S B|ENTERPRISES?|TRADING|TRADERS?|PLT|"

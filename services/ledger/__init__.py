@@ -2,7 +2,7 @@
 
 Typical use::
 
-    ledger = Ledger.from_settings()
+    ledger = Ledger("sqlite:///data/ledger.db")
     ledger.migrate()
     email_id = ledger.record_email("maildir", key, message_id, received_at, sender)
     job_id, created = ledger.record_attachment(email_id, 0, name, ctype, size, sha, blob)

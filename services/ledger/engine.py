@@ -14,7 +14,7 @@ WRITE_OPTION = "ledger_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
 
     SQLite gets WAL (readers never block the writer), a busy timeout (writers queue

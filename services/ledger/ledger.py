@@ -23,9 +23,8 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.config import Settings, get_settings
 from services.ledger import migrate as migrations
-from services.ledger.engine import WRITE_OPTION, make_engine
+from services.ledger.engine import WRITE_OPTION, create_db_engine
 from services.ledger.errors import (
     EmailNotFound,
     InvalidTransition,
@@ -79,15 +78,10 @@ class Ledger:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = create_db_engine(url)
         self._reading = sessionmaker(self.engine, expire_on_commit=False)
         writer = self.engine.execution_options(**{WRITE_OPTION: True})
         self._writing = sessionmaker(writer, expire_on_commit=False)
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Ledger:
-        """A ledger at ``settings.ledger_url`` (``DATABASE_URL``, else SQLite in the data dir)."""
-        return cls((settings or get_settings()).ledger_url)
 
     def migrate(self) -> None:
         """Create or upgrade the schema (``alembic upgrade head``); safe to call every start."""

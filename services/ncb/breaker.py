@@ -18,11 +18,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from enum import StrEnum
 from typing import Protocol
 
 import redis
 
 log = logging.getLogger(__name__)
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
 
 
 class CircuitOpen(Exception):
@@ -198,13 +205,19 @@ class CircuitBreaker:
         self._failure_ttl_s = max(10 * cooldown_s, probe_ttl_s * 2, 60.0)
 
     @property
-    def state(self) -> str:
-        """ "closed", "open" or "half-open" (for health pages and metrics)."""
+    def state(self) -> BreakerState:
+        """For the sweep, health pages and metrics."""
         if self.store.open_remaining(self.name) > 0:
-            return "open"
+            return BreakerState.OPEN
         if self.store.failures(self.name) >= self.threshold:
-            return "half-open"
-        return "closed"
+            return BreakerState.HALF_OPEN
+        return BreakerState.CLOSED
+
+    def hold(self, seconds: float) -> None:
+        """Open the circuit for ``seconds`` whatever the failure count (NCB refused our
+        credentials, or asked everyone to wait): every worker stops calling until then."""
+        log.warning("circuit %s held open for %.1fs", self.name, seconds)
+        self.store.open(self.name, seconds)
 
     def before_call(self) -> bool:
         """Raise :class:`CircuitOpen` or allow the call; True if it is the probe."""

@@ -109,19 +109,6 @@ class NcbClient:
             transport=transport,
         )
 
-    @classmethod
-    def from_settings(
-        cls, settings: Any, *, base_url: str | None = None, **kwargs: Any
-    ) -> NcbClient:
-        """Build from :class:`services.config.Settings` (``base_url`` overrides it)."""
-        return cls(
-            base_url or settings.ncb_api_base_url,
-            settings.ncb_api_key,
-            timeout_s=settings.ncb_timeout_s,
-            max_attempts=settings.ncb_max_attempts,
-            **kwargs,
-        )
-
     # -- lifecycle -----------------------------------------------------------------
 
     def close(self) -> None:

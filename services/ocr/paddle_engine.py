@@ -29,13 +29,6 @@ _EXTRA_HINT = "install the 'paddle' extra: pip install 'claims-ocr[paddle]'"
 _GPU_DEVICES = ("gpu", "cuda", "tensorrt")
 
 
-def default_paddle_model_dir() -> Path:
-    """Models live under the data dir so a worker needs no other writable place."""
-    from services.config import get_settings
-
-    return get_settings().data_dir / "paddle-models"
-
-
 def _paddle_device(device: str) -> tuple[str, bool]:
     """Map our device names to Paddle's (``cpu``, ``gpu:N``) plus whether to use TensorRT."""
     kind, _, index = device.strip().lower().partition(":")
@@ -149,7 +142,7 @@ class PaddleOcrEngine:
 
     def __init__(
         self,
-        model_dir: Path | str | None = None,
+        model_dir: Path | str,
         device: str = "cpu",
         det_max_side: int = 1280,
         threads: int = 0,
@@ -158,8 +151,7 @@ class PaddleOcrEngine:
     ) -> None:
         if det_max_side < 32:
             raise OcrError(f"det_max_side must be at least 32, got {det_max_side}")
-        root = Path(model_dir) if model_dir is not None else default_paddle_model_dir()
-        root = root.expanduser().resolve()
+        root = Path(model_dir).expanduser().resolve()
         paddle_device, use_tensorrt = _paddle_device(device)
         _set_offline_environment(root / ".paddlex-cache")
         paddle, paddleocr = _import_paddle()

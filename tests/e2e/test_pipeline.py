@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from services.demo import SAMPLE_INBOX_DIR, SAMPLE_MANIFEST_PATH
+from services.demo.ncb_standin import StandinServer, read_records
 from services.ledger import JobState, Ledger
-from services.ncb.standin import StandinServer, read_records
-from services.samples import SAMPLE_INBOX_DIR, SAMPLE_MANIFEST_PATH
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def run_env(data_dir: Path, redis_url: str, **extra: str) -> dict[str, str]:
 
 def start_run(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "run", "--once", "--timeout", "240"],
+        [sys.executable, "-m", "workers.cli", "run", "--demo", "--once", "--timeout", "240"],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -159,10 +159,53 @@ def test_sample_inbox_end_to_end(tmp_path: Path, test_redis: str) -> None:
     ]
     assert len(archived) == len(done)
 
+    follow_one_claim_through_the_logs(data_dir / "logs", done[0].id)
+    logs_carry_no_claimant_details(data_dir / "logs")
+
     # A second run finds nothing new and submits nothing again.
     again = finish_run(start_run(run_env(data_dir, test_redis), tmp_path))
     assert again["emails"] == 0
     assert len(read_records(data_dir / "ncb-standin.jsonl")) == len(claims)
+
+
+def read_log_lines(log_dir: Path) -> dict[str, list[dict]]:
+    """Every worker log's JSON lines, by process log name (Celery prints a few plain
+    console lines of its own, e.g. at shutdown)."""
+    lines: dict[str, list[dict]] = {}
+    for path in sorted(log_dir.glob("*.log")):
+        raw_lines = path.read_text().splitlines()
+        lines[path.stem] = [json.loads(raw) for raw in raw_lines if raw.startswith("{")]
+    return lines
+
+
+def follow_one_claim_through_the_logs(log_dir: Path, job_id: str) -> None:
+    """One grep for a job id finds its whole story across the worker processes."""
+    logs = read_log_lines(log_dir)
+    story = {
+        name: [(line["event"], line.get("task")) for line in lines if line.get("job_id") == job_id]
+        for name, lines in logs.items()
+    }
+    submit_events = [event for event, _ in story["submit"]]
+    assert "attachment recorded" in submit_events  # the poll task (submit worker)
+    assert [event for event, _ in story["ocr"]].count("document read") == 1
+    assert "claim submitted" in submit_events and "claim archived and audited" in submit_events
+    tasks = {task for lines in story.values() for _, task in lines}
+    assert {"claims.poll", "claims.ocr", "claims.submit", "claims.finalize"} <= tasks
+    for lines in logs.values():
+        for line in lines:
+            if line.get("job_id") == job_id and line.get("task") in (
+                "claims.submit",
+                "claims.finalize",
+            ):
+                assert line["task_id"] and line["email_id"]
+
+
+def logs_carry_no_claimant_details(log_dir: Path) -> None:
+    text = "\n".join(path.read_text() for path in log_dir.glob("*.log"))
+    for email in MANIFEST["emails"]:
+        for value in (email.get("claimant") or {}).values():
+            if value:
+                assert value not in text, "a claimant detail reached the logs"
 
 
 @pytest.mark.parametrize(
@@ -334,7 +377,7 @@ def test_ncb_refusing_our_credentials_stops_submissions(tmp_path: Path, test_red
     with StandinServer(api_key="the-real-key") as ncb:
         env = run_env(data_dir, test_redis, NCB_API_BASE_URL=ncb.url, NCB_API_KEY="a-stale-key")
         proc = subprocess.run(
-            [sys.executable, "-m", "services.cli", "run", "--once", "--timeout", "40"],
+            [sys.executable, "-m", "workers.cli", "run", "--demo", "--once", "--timeout", "40"],
             env=env,
             cwd=tmp_path,
             capture_output=True,

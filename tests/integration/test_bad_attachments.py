@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from services.blobs import LocalBlobStore
+from services.demo.receipts import images_to_pdf, random_spec, render_receipt
 from services.intake import ingest
 from services.ledger import JobState, Ledger
 from services.mail import MaildirSource
 from services.ocr.onnx_engine import OnnxOcrEngine
 from services.ocr.pages import PageLimits
 from services.recognition import recognise_jobs
-from services.samples.receipts import images_to_pdf, random_spec, render_receipt
 from tests.support.bad_files import bomb_png, encrypted_pdf
 
 pytestmark = pytest.mark.slow

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from services.samples.receipts import images_to_pdf, random_spec, render_receipt, to_jpeg
+from services.demo.receipts import images_to_pdf, random_spec, render_receipt, to_jpeg
 
 pytestmark = pytest.mark.slow
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", "extract", *args],
+        [sys.executable, "-m", "workers.cli", "extract", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -14,6 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from services.demo.ncb_standin import StandinServer
 from services.ncb import (
     CircuitBreaker,
     CircuitOpen,
@@ -24,7 +25,6 @@ from services.ncb import (
     RedisBreakerStore,
 )
 from services.ncb.breaker import BreakerStore
-from services.ncb.standin import StandinServer
 
 KEY = "test-key"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

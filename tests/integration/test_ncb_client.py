@@ -10,6 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from services.demo.ncb_standin import StandinServer
 from services.ncb import (
     CircuitBreaker,
     ClaimRejected,
@@ -20,7 +21,6 @@ from services.ncb import (
     NcbUnavailable,
 )
 from services.ncb.contract import DEFAULT_TZ
-from services.ncb.standin import StandinServer
 
 KEY = "test-key"
 

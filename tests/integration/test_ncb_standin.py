@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.ncb.standin import StandinServer, read_records
+from services.demo.ncb_standin import StandinServer, read_records
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -194,7 +194,7 @@ def test_runs_as_a_process(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "services.ncb.standin",
+            "services.demo.ncb_standin",
             "--port",
             "0",
             "--api-key",

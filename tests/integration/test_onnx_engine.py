@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
+from services.demo.receipts import random_spec, render_receipt
 from services.ocr.engine import OcrError
 from services.ocr.onnx_engine import OnnxOcrEngine
-from services.samples.receipts import random_spec, render_receipt
 
 pytestmark = pytest.mark.slow
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 
 from services.blobs import LocalBlobStore
+from services.demo import SAMPLE_INBOX_DIR
+from services.demo.ncb_standin import StandinServer
 from services.intake import ingest
 from services.ledger import JobState, Ledger
 from services.mail import MaildirSource
 from services.ncb import NcbClient
-from services.ncb.standin import StandinServer
 from services.ocr.onnx_engine import OnnxOcrEngine
 from services.ocr.pages import PageLimits
 from services.recognition import recognise_jobs
 from services.records import CsvAuditLog, LocalArchive
 from services.recovery import sweep
-from services.samples import SAMPLE_INBOX_DIR
 from services.submission import Outcome, finalize_job, submit_job
 
 pytestmark = pytest.mark.slow

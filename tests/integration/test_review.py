@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-from services import cli
-from services.config import get_settings
+from services.config import Settings, get_settings
+from services.dispatch import Dispatcher
 from services.ledger import JobState, Ledger
 from services.review import CorrectionError, approve, normalise_corrections, reject, retry
 from tests.support.ledger_helpers import drive, new_job
+from workers import cli
+from workers.wiring import Resources
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/12"
 
@@ -30,6 +33,14 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
     monkeypatch.setenv("CELERY_BROKER_URL", REDIS_TEST_URL)
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def dispatcher(broker: redis.Redis) -> Iterator[Dispatcher]:
+    """The Celery dispatcher the wiring builds, on the test broker."""
+    resources = Resources(Settings(CELERY_BROKER_URL=REDIS_TEST_URL))
+    yield resources.dispatcher
+    resources.close()
 
 
 def _queued(client: redis.Redis, queue: str) -> list[dict]:
@@ -56,10 +67,12 @@ def test_corrections_are_checked_and_normalised() -> None:
             normalise_corrections(bad)
 
 
-def test_approve_with_corrections_queues_the_submission(ledger: Ledger, broker) -> None:
+def test_approve_with_corrections_queues_the_submission(
+    ledger: Ledger, broker, dispatcher: Dispatcher
+) -> None:
     job_id = new_job(ledger)
     drive(ledger, job_id, "needs_review")
-    approve(ledger, job_id, {"total_amount": "12.50"}, "user:alice")
+    approve(ledger, dispatcher, job_id, {"total_amount": "12.50"}, "user:alice")
     job = ledger.get_job(job_id)
     assert job.state is JobState.READY
     assert job.effective_fields["total_amount"] == "12.50"
@@ -67,7 +80,9 @@ def test_approve_with_corrections_queues_the_submission(ledger: Ledger, broker) 
     assert _queued(broker, "submit") == [{"task": "claims.submit", "args": repr([job_id])}]
 
 
-def test_reject_needs_a_reason_and_retry_requeues_ocr(ledger: Ledger, broker) -> None:
+def test_reject_needs_a_reason_and_retry_requeues_ocr(
+    ledger: Ledger, broker, dispatcher: Dispatcher
+) -> None:
     job_id = new_job(ledger)
     drive(ledger, job_id, "needs_review")
     with pytest.raises(CorrectionError):
@@ -77,8 +92,22 @@ def test_reject_needs_a_reason_and_retry_requeues_ocr(ledger: Ledger, broker) ->
 
     failed = new_job(ledger)
     drive(ledger, failed, "failed@ocr_pending")
-    assert retry(ledger, failed, "user:bob") is JobState.RECEIVED
+    assert retry(ledger, dispatcher, failed, "user:bob") is JobState.RECEIVED
     assert _queued(broker, "ocr") == [{"task": "claims.ocr", "args": repr([[failed]])}]
+
+
+def test_an_approval_stands_when_the_broker_is_down(ledger: Ledger) -> None:
+    """The ledger is the truth: the approval is recorded and the sweep queues it later."""
+    resources = Resources(Settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0"))
+    job_id = new_job(ledger)
+    drive(ledger, job_id, "needs_review")
+    started = time.monotonic()
+    try:
+        approve(ledger, resources.dispatcher, job_id, {}, "user:alice")
+    finally:
+        resources.close()
+    assert time.monotonic() - started < 10
+    assert ledger.get_job(job_id).state is JobState.READY
 
 
 def test_review_commands(

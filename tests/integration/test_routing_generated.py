@@ -8,9 +8,9 @@ from datetime import date
 import numpy as np
 import pytest
 
+from services.demo.receipts import random_spec, render_receipt
 from services.extraction import extract_claim
 from services.ocr.onnx_engine import OnnxOcrEngine
-from services.samples.receipts import random_spec, render_receipt
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from services.extraction.amounts import find_amounts, format_amount, parse_amount
 from services.extraction.dates import find_dates, parse_date
 from services.extraction.labels import Kind, classify
+from services.extraction.money import find_amounts, format_amount, parse_amount
 
 
 @pytest.mark.parametrize(

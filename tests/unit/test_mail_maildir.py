@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from services.demo import SAMPLE_INBOX_DIR
 from services.mail import MaildirSource, MailSource
-from services.samples import SAMPLE_INBOX_DIR
 
 
 def _email(n: int) -> EmailMessage:

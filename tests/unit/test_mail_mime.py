@@ -12,9 +12,9 @@ from email.message import EmailMessage
 import pytest
 from PIL import Image
 
+from services.demo.receipts import images_to_pdf, random_spec, render_receipt, to_jpeg, to_png
 from services.mail import Attachment, SkipReason, parse_email
 from services.mail.sniff import image_dimensions, sniff
-from services.samples.receipts import images_to_pdf, random_spec, render_receipt, to_jpeg, to_png
 
 
 @pytest.fixture(scope="module")

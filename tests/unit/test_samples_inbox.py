@@ -12,9 +12,9 @@ import pypdfium2
 import pytest
 from PIL import Image
 
+from services.demo import SAMPLE_INBOX_DIR, SAMPLE_MANIFEST_PATH
+from services.demo.sample_inbox import build_sample_inbox
 from services.mail import MaildirSource, extract_claimant, parse_email
-from services.samples import SAMPLE_INBOX_DIR, SAMPLE_MANIFEST_PATH
-from services.samples.sample_inbox import build_sample_inbox
 
 MANIFEST: dict[str, Any] = json.loads(SAMPLE_MANIFEST_PATH.read_text(encoding="utf-8"))
 EMAILS = MANIFEST["emails"]

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from services.samples.receipts import random_spec, render_receipt
+from services.demo.receipts import random_spec, render_receipt
 
 pytestmark = pytest.mark.slow
 

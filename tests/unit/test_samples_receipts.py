@@ -13,8 +13,8 @@ import pypdfium2
 import pytest
 from PIL import Image
 
-from services.samples.fonts import FontNotFoundError, font_path
-from services.samples.receipts import (
+from services.demo.fonts import FontNotFoundError, font_path
+from services.demo.receipts import (
     DATE_FORMATS,
     ReceiptItem,
     ReceiptSpec,

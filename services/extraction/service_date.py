@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from services.extraction.amounts import find_amounts
 from services.extraction.confidence import from_evidence, ocr_factor
 from services.extraction.dates import DateMatch, find_dates
 from services.extraction.layout import Row
+from services.extraction.money import find_amounts
 
 _DATE_LABEL = re.compile(r"\b(DATE|TARIKH|TRKH|DT|TIME)\b", re.IGNORECASE)
 _OTHER_DATE_LABEL = re.compile(

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from services.config import get_settings
-from services.ledger import SORT_COLUMNS, JobNotFound, Ledger, LedgerError
+from services.config import Settings
+from services.ledger import SORT_COLUMNS, JobNotFound, LedgerError
+from services.review import CorrectionError, approve, reject, retry
+from workers.wiring import Resources
+
+Handler = Callable[[argparse.Namespace, argparse.ArgumentParser, Resources], int]
 
 
 def add_review_commands(commands: Any) -> None:
@@ -59,36 +64,37 @@ def add_review_commands(commands: Any) -> None:
     retry.set_defaults(handler=_retry)
 
 
-def _ledger() -> Ledger:
-    ledger = Ledger(get_settings().ledger_url)
-    ledger.migrate()
-    return ledger
-
-
 def _actor(args: argparse.Namespace) -> str:
     return f"user:{args.by or getpass.getuser()}"
 
 
-def _guard(action: Any) -> Any:
-    """Turn ledger and correction errors into a one-line message and exit status 1."""
+def _guard(
+    action: Handler,
+) -> Callable[[argparse.Namespace, argparse.ArgumentParser, Settings], int]:
+    """Build the resources an action needs, turn ledger and correction errors into a
+    one-line message and exit status 1, and close what was built."""
 
-    def wrapped(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-        from services.review import CorrectionError
-
+    def wrapped(
+        args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings
+    ) -> int:
+        resources = Resources(settings)
         try:
-            return action(args, parser) or 0
+            resources.ledger.migrate()
+            return action(args, parser, resources) or 0
         except JobNotFound:
             print(f"error: no job {args.job_id}")
         except (LedgerError, CorrectionError) as exc:
             print(f"error: {exc}")
+        finally:
+            resources.close()
         return 1
 
     return wrapped
 
 
 @_guard
-def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    page = _ledger().list_jobs(
+def _list(args: argparse.Namespace, parser: argparse.ArgumentParser, r: Resources) -> int:
+    page = r.ledger.list_jobs(
         states=args.state or ["needs_review"],
         reason_code=args.reason,
         sort=args.sort,
@@ -107,41 +113,35 @@ def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 @_guard
-def _show(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    job = _ledger().get_job(args.job_id)
+def _show(args: argparse.Namespace, parser: argparse.ArgumentParser, r: Resources) -> int:
+    job = r.ledger.get_job(args.job_id)
     view = asdict(job)
     print(json.dumps(view, default=str, indent=2, ensure_ascii=False))
     return 0
 
 
 @_guard
-def _approve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from services.review import approve
-
+def _approve(args: argparse.Namespace, parser: argparse.ArgumentParser, r: Resources) -> int:
     corrections = {}
     for item in args.set:
         name, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--set needs FIELD=VALUE, got {item!r}")
         corrections[name.strip()] = value
-    approve(_ledger(), args.job_id, corrections, _actor(args))
+    approve(r.ledger, r.dispatcher, args.job_id, corrections, _actor(args))
     print(f"approved {args.job_id}: queued for submission")
     return 0
 
 
 @_guard
-def _reject(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from services.review import reject
-
-    reject(_ledger(), args.job_id, args.reason, _actor(args))
+def _reject(args: argparse.Namespace, parser: argparse.ArgumentParser, r: Resources) -> int:
+    reject(r.ledger, args.job_id, args.reason, _actor(args))
     print(f"rejected {args.job_id}")
     return 0
 
 
 @_guard
-def _retry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from services.review import retry
-
-    state = retry(_ledger(), args.job_id, _actor(args))
+def _retry(args: argparse.Namespace, parser: argparse.ArgumentParser, r: Resources) -> int:
+    state = retry(r.ledger, r.dispatcher, args.job_id, _actor(args))
     print(f"retrying {args.job_id}: now {state}")
     return 0

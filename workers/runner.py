@@ -1,17 +1,17 @@
-"""``claims-ocr run``: the whole pipeline on one machine, on embedded defaults.
+"""``claims-ocr run``: the whole pipeline on one machine, as real Celery processes.
 
-Starts real Celery worker processes (OCR, submit + poll) and beat, over Redis when
-``REDIS_URL`` answers and otherwise over an embedded SQLite broker, plus the NCB
-stand-in when no ``NCB_API_BASE_URL`` is set. ``--once`` polls the mailbox once, waits
-until every job is at rest, prints a JSON summary and exits.
+Starts the OCR worker, the submit + poll worker and beat (``celery -A workers.worker``).
+Production (the default) starts only after :mod:`services.preflight` finds nothing
+missing: Redis, NCB's URL and key, a named mailbox. ``--demo`` runs on the embedded
+defaults instead: the bundled sample inbox, the NCB stand-in, Redis when ``REDIS_URL``
+answers and an embedded SQLite broker otherwise. ``--once`` polls the mailbox once,
+waits until every job is at rest, prints a JSON summary and exits.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,9 +24,14 @@ from pathlib import Path
 import redis
 
 from services.config import Settings
+from services.demo import install_sample_inbox
 from services.ledger import JobState, Ledger
+from services.logs import get_logger
+from services.mail import MaildirSource
+from services.preflight import production_warnings, redact_url, startup_problems
+from workers.wiring import Resources
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: States in which a job still has work ahead of it without a person.
 WORKING_STATES = (
@@ -39,6 +44,14 @@ WORKING_STATES = (
 )
 
 
+class StartupRefused(Exception):
+    """The settings name problems to fix first; ``problems`` lists each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 def redis_answers(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
@@ -46,24 +59,17 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def choose_broker(settings: Settings) -> str:
-    if redis_answers(settings.redis_url):
-        return settings.redis_url
+def demo_broker(settings: Settings) -> str:
+    """Redis when it answers, else the embedded SQLite broker (demo only)."""
+    if redis_answers(settings.celery_broker_url):
+        return settings.celery_broker_url
     path = (settings.data_dir / "broker.sqlite").resolve()
-    log.warning("Redis at REDIS_URL does not answer: using the embedded broker (%s)", path)
+    log.warning(
+        "Redis does not answer: the demo uses the embedded broker",
+        redis=redact_url(settings.celery_broker_url),
+        broker=str(path),
+    )
     return f"sqla+sqlite:///{path}"
-
-
-def prepare_inbox(settings: Settings) -> None:
-    """On a first run with the default inbox, start from the bundled sample inbox."""
-    if settings.maildir_path is not None or settings.maildir.exists():
-        return
-    from services.samples import SAMPLE_INBOX_DIR
-
-    settings.maildir.mkdir(parents=True)
-    for eml in sorted(SAMPLE_INBOX_DIR.glob("*.eml")):
-        shutil.copy2(eml, settings.maildir / eml.name)
-    log.info("copied the bundled sample inbox into %s", settings.maildir)
 
 
 class WorkerProcesses:
@@ -74,7 +80,9 @@ class WorkerProcesses:
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start_worker(self, name: str, queues: str, concurrency: int) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str, queues: str, concurrency: int, log_level: str
+    ) -> subprocess.Popen[bytes]:
         return self._start(
             name,
             [
@@ -88,19 +96,19 @@ class WorkerProcesses:
                 "--without-gossip",
                 "--without-mingle",
                 "-l",
-                "info",
+                log_level,
             ],
         )
 
-    def start_beat(self, schedule_file: Path) -> subprocess.Popen[bytes]:
-        return self._start("beat", ["beat", "-s", str(schedule_file), "-l", "info"])
+    def start_beat(self, schedule_file: Path, log_level: str) -> subprocess.Popen[bytes]:
+        return self._start("beat", ["beat", "-s", str(schedule_file), "-l", log_level])
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", *args],
-            env=self.env,
+            [sys.executable, "-m", "celery", "--quiet", "-A", "workers.worker", *args],
+            env={**self.env, "CLAIMS_OCR_PROCESS": name},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -142,18 +150,26 @@ def summary(ledger: Ledger, since: datetime) -> dict[str, int]:
 
 
 def run(settings: Settings, *, once: bool, timeout_s: float) -> int:
+    """Start the pipeline; raises :class:`StartupRefused` before starting anything."""
     started_at = datetime.now(UTC)
     clock = time.monotonic()
+    broker = demo_broker(settings) if settings.demo else settings.celery_broker_url
+    problems = startup_problems(settings, broker_answers=redis_answers(broker))
+    if problems:
+        raise StartupRefused(problems)
+    for warning in production_warnings(settings):
+        log.warning(warning)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    prepare_inbox(settings)
+    if settings.demo and settings.maildir_path is None and install_sample_inbox(settings.maildir):
+        log.info("copied the bundled sample inbox", maildir=str(settings.maildir))
     ledger = Ledger(settings.ledger_url)
     ledger.migrate()
-    broker = choose_broker(settings)
 
     with ExitStack() as stack:
+        stack.callback(ledger.close)
         ncb_url = settings.ncb_api_base_url
-        if not ncb_url:
-            from services.ncb.standin import StandinServer
+        if settings.demo and not ncb_url:
+            from services.demo.ncb_standin import StandinServer
 
             standin = StandinServer(
                 api_key=settings.ncb_api_key.get_secret_value(),
@@ -162,28 +178,34 @@ def run(settings: Settings, *, once: bool, timeout_s: float) -> int:
             standin.start()
             stack.callback(standin.stop)
             ncb_url = standin.url
-            log.info("NCB stand-in listening on %s", ncb_url)
+            log.info("NCB stand-in listening", url=ncb_url)
 
-        env = {
-            **os.environ,
+        overrides = {
+            "CLAIMS_OCR_ENV": settings.env,
             "CELERY_BROKER_URL": broker,
             "NCB_API_BASE_URL": ncb_url,
             "CLAIMS_OCR_DATA_DIR": str(settings.data_dir.resolve()),
             "DATABASE_URL": settings.ledger_url,
+            "MAILDIR_PATH": str(settings.maildir.resolve()),
+            "LOG_LEVEL": settings.log_level,
         }
         if once:
             # A one-shot run should not wait a production-sized sweep interval to
             # notice that NCB came back or that a message went missing.
-            env.setdefault("SWEEP_INTERVAL_S", "3")
-        workers = WorkerProcesses(env, settings.data_dir / "logs")
+            overrides.setdefault("SWEEP_INTERVAL_S", os.environ.get("SWEEP_INTERVAL_S", "3"))
+        workers = WorkerProcesses({**os.environ, **overrides}, settings.data_dir / "logs")
         stack.callback(workers.stop)
-        workers.start_worker("ocr", "ocr", concurrency=1)
-        workers.start_worker("submit", "submit,poll", concurrency=2)
-        workers.start_beat(settings.data_dir / "celerybeat-schedule")
+        level = settings.log_level
+        workers.start_worker("ocr", "ocr", concurrency=1, log_level=level)
+        workers.start_worker("submit", "submit,poll", concurrency=2, log_level=level)
+        workers.start_beat(settings.data_dir / "celerybeat-schedule", log_level=level)
         if not once:
-            log.info("claims-ocr running; Ctrl-C stops it (logs in %s)", workers.log_dir)
+            log.info("claims-ocr running; Ctrl-C stops it", env=settings.env)
             return _serve_forever(workers)
-        return _run_once(settings, ledger, workers, broker, started_at, clock, timeout_s)
+        resources = Resources(settings.model_copy(update={"broker_url": broker}))
+        stack.callback(resources.close)
+        resources.dispatcher.poll()
+        return _run_once(settings, ledger, workers, started_at, clock, timeout_s)
 
 
 def _serve_forever(workers: WorkerProcesses) -> int:
@@ -197,7 +219,7 @@ def _serve_forever(workers: WorkerProcesses) -> int:
         while not stop["now"]:
             dead = workers.dead()
             if dead:
-                log.error("worker process(es) exited: %s", ", ".join(dead))
+                log.error("worker process exited", dead=dead)
                 return 1
             time.sleep(1)
     except KeyboardInterrupt:
@@ -209,16 +231,10 @@ def _run_once(
     settings: Settings,
     ledger: Ledger,
     workers: WorkerProcesses,
-    broker: str,
     started_at: datetime,
     clock: float,
     timeout_s: float,
 ) -> int:
-    from celery import Celery
-
-    client = Celery("claims_ocr", broker=broker)
-    client.conf.task_routes = {"claims.*": {"queue": "poll"}}
-    client.send_task("claims.poll", queue="poll")
     deadline = time.monotonic() + timeout_s
     settled = crashed = False
     # Wait for the poll to record the emails, then for every job to come to rest.
@@ -226,13 +242,11 @@ def _run_once(
         time.sleep(1.0)
         if workers.dead():
             crashed = True
-            log.error(
-                "worker process(es) exited: %s (see %s)", ", ".join(workers.dead()), workers.log_dir
-            )
+            log.error("worker process exited", dead=workers.dead(), logs=str(workers.log_dir))
             break
         settled = not _pending_emails(settings) and summary(ledger, started_at)["in_progress"] == 0
     if not settled and not crashed:
-        log.error("jobs were still in progress after %.0fs", timeout_s)
+        log.error("jobs still in progress at the timeout", timeout_s=timeout_s)
     result = summary(ledger, started_at)
     result["seconds"] = round(time.monotonic() - clock, 1)
     print(json.dumps(result), flush=True)
@@ -241,6 +255,4 @@ def _run_once(
 
 def _pending_emails(settings: Settings) -> bool:
     """True while the source still holds emails the poller has not marked done."""
-    from services.mail import MaildirSource
-
     return any(True for _ in MaildirSource(settings.maildir).fetch())

@@ -8,7 +8,7 @@ N errors (5xx, 429 with Retry-After), drop connections, or go down altogether
 
 Control endpoints live under ``/_standin/`` (see :func:`create_app`); in-process
 callers can use :class:`StandinState` directly. Run as a process with
-``python -m services.ncb.standin --port 8099 --record claims.jsonl``.
+``python -m services.demo.ncb_standin --port 8099 --record claims.jsonl``.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from services.config import STANDIN_NCB_API_KEY
 from services.ncb.contract import NcbContract
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_KEY = "standin-key"
+DEFAULT_API_KEY = STANDIN_NCB_API_KEY
 
 
 @dataclass(frozen=True)

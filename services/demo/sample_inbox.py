@@ -26,8 +26,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from services.samples.fonts import load_font
-from services.samples.receipts import (
+from services.demo.fonts import load_font
+from services.demo.receipts import (
     ProviderKind,
     ReceiptSpec,
     images_to_pdf,

@@ -1,15 +1,17 @@
-"""The ``claims-ocr`` command line."""
+"""The ``claims-ocr`` command line: reads the settings once and hands them to a command."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from services.config import get_settings
+from pydantic import ValidationError
+
+from services.config import Settings, get_settings
+from services.logs import configure_logging
 
 DOCUMENT_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".pdf"}
 
@@ -17,13 +19,23 @@ DOCUMENT_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".pdf"}
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    settings = get_settings()
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    return int(args.handler(args, parser) or 0)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"claims-ocr: {exc.error_count()} setting(s) are not valid:", file=sys.stderr)
+        for problem in settings_problems(exc):
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format, process="cli")
+    return int(args.handler(args, parser, settings) or 0)
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per invalid setting, named by its environment variable."""
+    return [
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+        for error in exc.errors(include_url=False)
+    ]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,11 +70,19 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run the pipeline: poller, OCR worker, submitter and beat",
         description=(
-            "Start the OCR and submit workers and beat (Celery over Redis when REDIS_URL "
-            "answers, else an embedded SQLite broker), and the NCB stand-in when "
-            "NCB_API_BASE_URL is empty. On a first run the bundled sample inbox is copied "
-            "into the data directory's inbox. Worker logs go to DATA_DIR/logs."
+            "Start the OCR and submit workers and beat as Celery processes. Production "
+            "(the default, CLAIMS_OCR_ENV=production) first checks the settings and refuses "
+            "to start, naming every problem, when NCB, its key, the mailbox or Redis is "
+            "missing. --demo runs on the embedded defaults instead: the bundled sample inbox "
+            "(copied into DATA_DIR/inbox on a first run), the NCB stand-in when "
+            "NCB_API_BASE_URL is empty, and an embedded SQLite broker when Redis does not "
+            "answer. Worker logs go to DATA_DIR/logs."
         ),
+    )
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo mode (CLAIMS_OCR_ENV=demo): sample inbox, NCB stand-in, no credentials",
     )
     run.add_argument(
         "--once",
@@ -77,16 +97,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
-    from services.review_cli import add_review_commands
+    from workers.review_cli import add_review_commands
 
     add_review_commands(commands)
     return parser
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from services.runner import run
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings) -> int:
+    from workers.runner import StartupRefused, run
 
-    return run(get_settings(), once=args.once, timeout_s=args.timeout)
+    if args.demo:
+        settings = settings.model_copy(update={"env": "demo"})
+    try:
+        return run(settings, once=args.once, timeout_s=args.timeout)
+    except StartupRefused as refused:
+        print(f"claims-ocr: refusing to start in {settings.env}:", file=sys.stderr)
+        for problem in refused.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("Fix these settings, or try it with: claims-ocr run --demo", file=sys.stderr)
+        return 2
 
 
 def _iter_files(paths: Sequence[Path]) -> Iterator[Path]:
@@ -99,26 +128,19 @@ def _iter_files(paths: Sequence[Path]) -> Iterator[Path]:
             yield path
 
 
-def _extract(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _extract(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from services.ocr.factory import make_engine
-    from services.ocr.pages import PageLimits
-    from services.reading import read_documents, result_record, unreadable
+    from services.claim_reader import read_documents, result_record, unreadable
+    from workers.wiring import build_ocr_engine, page_limits
 
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         parser.error(f"no such file or folder: {', '.join(missing)}")
-    settings = get_settings()
     files = list(_iter_files(args.paths))
     batch_size = args.batch_size or settings.ocr_batch_size
-    limits = PageLimits(
-        max_bytes=settings.max_attachment_bytes,
-        max_pages=settings.max_pages,
-        max_pixels=settings.max_page_pixels,
-        pdf_dpi=settings.pdf_dpi,
-    )
-    engine = make_engine(settings)
+    limits = page_limits(settings)
+    engine = build_ocr_engine(settings)
     show_progress = sys.stderr.isatty() and len(files) > 1
     records = []
     with tqdm(total=len(files), unit="file", disable=not show_progress, file=sys.stderr) as bar:

@@ -20,8 +20,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from services.samples import vocabulary as v
-from services.samples.fonts import load_font
+from services.demo import vocabulary as v
+from services.demo.fonts import load_font
 
 CENT = Decimal("0.01")
 FIVE_SEN = Decimal("0.05")

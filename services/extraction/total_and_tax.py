@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from services.extraction.amounts import find_amounts
 from services.extraction.confidence import from_evidence, ocr_factor
 from services.extraction.labels import Kind, classify
 from services.extraction.layout import Row
+from services.extraction.money import find_amounts
 
 FIVE_SEN = Decimal("0.05")
 TAX_TOLERANCE = Decimal("0.02")  # tax computed per line drifts a few sen from total * rate

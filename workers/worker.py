@@ -1,0 +1,76 @@
+"""What ``celery -A workers.worker`` loads: the app from this environment's settings, and
+the hooks that give each worker process its logging, resources and log context.
+
+- ``setup_logging``: structlog for Celery's own loggers and ours (``LOG_LEVEL``,
+  ``LOG_FORMAT``), instead of Celery's handlers.
+- ``worker_process_init``: each pool process builds its resources after the fork, and a
+  process that consumes the ``ocr`` queue loads (warms) the OCR engine before its first
+  task instead of during it.
+- ``worker_process_shutdown``: connections and pools are closed.
+- ``task_prerun`` / ``task_postrun``: the task id and the job ids it was given are bound to
+  every log line of the task, so one grep for a ``job_id`` follows a claim.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from celery import Task, signals
+
+from services.config import get_settings
+from services.logs import bind_contextvars, clear_contextvars, configure_logging, get_logger
+from workers.app import make_app
+from workers.wiring import close_process_resources, process_resources
+
+log = get_logger(__name__)
+
+
+def _setup_logging(**_: Any) -> None:
+    s = get_settings()
+    configure_logging(s.log_level, s.log_format, process=os.environ.get("CLAIMS_OCR_PROCESS"))
+
+
+# Now, so that what Celery says while it starts is logged the same way, and again when
+# Celery asks (instead of installing its own handlers).
+_setup_logging()
+signals.setup_logging.connect(_setup_logging)
+app = make_app(get_settings())
+
+
+@signals.worker_process_init.connect
+def _build_process_resources(**_: Any) -> None:
+    resources = process_resources()
+    if "ocr" in app.amqp.queues.consume_from:
+        started = time.perf_counter()
+        engine = resources.ocr_engine
+        log.info(
+            "OCR engine loaded",
+            engine=type(engine).__name__,
+            device=resources.settings.ocr_device,
+            seconds=round(time.perf_counter() - started, 2),
+        )
+
+
+@signals.worker_process_shutdown.connect
+def _close_process_resources(**_: Any) -> None:
+    close_process_resources()
+
+
+@signals.task_prerun.connect
+def _bind_task_context(
+    task_id: str | None = None, task: Task | None = None, args: tuple[Any, ...] = (), **_: Any
+) -> None:
+    clear_contextvars()
+    context: dict[str, Any] = {"task_id": task_id, "task": task.name if task else None}
+    if args and isinstance(args[0], str):
+        context["job_id"] = args[0]
+    elif args and isinstance(args[0], list):
+        context["job_ids"] = args[0]
+    bind_contextvars(**context)
+
+
+@signals.task_postrun.connect
+def _clear_task_context(**_: Any) -> None:
+    clear_contextvars()
