@@ -70,10 +70,10 @@ def main() -> int:
 
     from rapidocr import RapidOCR
 
+    from services.claim_reader import DocumentResult, result_record
     from services.extraction import extract_claim
     from services.ocr.onnx_engine import OnnxOcrEngine
     from services.ocr.pages import load_pages
-    from services.claim_reader import DocumentResult, result_record
 
     paths = sorted(args.images.glob("*.jpg"))[: args.limit]
     pages = [load_pages(p.read_bytes())[0] for p in paths]

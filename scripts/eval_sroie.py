@@ -31,13 +31,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="pages left out of the timing")
     args = parser.parse_args()
 
-    from services.config import get_settings
-    from services.ocr.factory import make_engine
-    from services.ocr.pages import PageLimits
     from services.claim_reader import read_documents, result_record
+    from services.config import get_settings
+    from services.ocr.pages import PageLimits
+    from workers.wiring import build_ocr_engine
 
     settings = get_settings()
-    engine = make_engine(settings)
+    engine = build_ocr_engine(settings)
     images = sorted(args.images.glob("*.jpg"))[: args.limit]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     times: list[float] = []

@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from services.ocr.engine import OcrError
 from services.config import get_settings
+from services.ocr.engine import OcrError
 from services.ocr.paddle_models import prepare_paddle_models
 
 
