@@ -27,15 +27,14 @@ SHARED = ROOT.parent / "shared"
 
 
 def _rapidocr_pages(engine, page: np.ndarray):
-    from services.ocr.result import PageText, TextLine, reading_order
+    from services.ocr.result import PageText, TextLine, quad, reading_order
 
     out = engine(page)
     lines = []
     if out.boxes is None:
         return PageText(page.shape[1], page.shape[0], ())
     for box, text, score in zip(out.boxes, out.txts, out.scores, strict=True):
-        quad = tuple((float(x), float(y)) for x, y in box)
-        lines.append(TextLine(text, quad, float(score), (float(score),) * len(text)))
+        lines.append(TextLine(text, quad(box), float(score), (float(score),) * len(text)))
     height, width = page.shape[:2]
     return PageText(width, height, reading_order(lines))
 

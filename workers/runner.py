@@ -247,7 +247,7 @@ def _run_once(
         settled = not _pending_emails(settings) and summary(ledger, started_at)["in_progress"] == 0
     if not settled and not crashed:
         log.error("jobs still in progress at the timeout", timeout_s=timeout_s)
-    result = summary(ledger, started_at)
+    result: dict[str, float] = {**summary(ledger, started_at)}
     result["seconds"] = round(time.monotonic() - clock, 1)
     print(json.dumps(result), flush=True)
     return 0 if settled else 1

@@ -6,6 +6,7 @@ and matplotlib bundles a copy. ``RECEIPT_FONT_DIR`` overrides the search.
 
 from __future__ import annotations
 
+import importlib
 import os
 from functools import cache, lru_cache
 from pathlib import Path
@@ -30,9 +31,8 @@ class FontNotFoundError(RuntimeError):
 def _candidate_dirs() -> list[Path]:
     dirs = [Path(p) for p in (os.environ.get("RECEIPT_FONT_DIR"),) if p]
     dirs += [Path(p) for p in _SEARCH_DIRS]
-    try:  # matplotlib ships DejaVu; use it where the OS has none
-        import matplotlib  # type: ignore[import-not-found]
-
+    try:  # matplotlib (optional, in no extra) ships DejaVu; use it where the OS has none
+        matplotlib = importlib.import_module("matplotlib")
         dirs.append(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
     except ImportError:
         pass

@@ -281,8 +281,9 @@ def create_app(
         raw = await request.body()
         if state.latency_s:
             await asyncio.sleep(state.latency_s)
+        key = request.headers.get("idempotency-key")
         seen = {
-            "idempotency_key": request.headers.get("idempotency-key"),
+            "idempotency_key": key,
             "request_id": request.headers.get("x-request-id"),
             "content_type": request.headers.get("content-type"),
             "authorization_ok": request.headers.get("authorization") == f"Bearer {api_key}",
@@ -307,7 +308,6 @@ def create_app(
         if not seen["authorization_ok"]:
             entry["status"] = 401
             return _error(401, "UNAUTHORIZED", "missing or invalid bearer token")
-        key = seen["idempotency_key"]
         if not key:
             entry["status"] = 400
             return _error(

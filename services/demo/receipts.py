@@ -382,7 +382,11 @@ def random_spec(rng: random.Random, *, kind: ProviderKind | None = None) -> Rece
     The same ``rng`` state gives the same receipt, so tests and the sample inbox are
     reproducible from a seed.
     """
-    kind = kind or rng.choice(_KIND_WEIGHTS)
+    if kind is None:
+        # Through a typed name: assigned straight to `kind`, mypy solves choice() for
+        # `ProviderKind | None` and the narrowing is lost.
+        picked: ProviderKind = rng.choice(_KIND_WEIGHTS)
+        kind = picked
     when = date.fromordinal(
         rng.randint(date(2017, 1, 1).toordinal(), date(2025, 12, 31).toordinal())
     )
@@ -391,7 +395,7 @@ def random_spec(rng: random.Random, *, kind: ProviderKind | None = None) -> Rece
         ReceiptItem(desc, _price(rng, low, high), rng.randint(1, most))
         for desc, low, high, most in rng.sample(pool, rng.randint(1, min(4, len(pool))))
     )
-    address = (f"No. {rng.randint(1, 250)}, {rng.choice(v.STREETS)}",)
+    address: tuple[str, ...] = (f"No. {rng.randint(1, 250)}, {rng.choice(v.STREETS)}",)
     if rng.random() < 0.6:
         address += (rng.choice(v.AREAS),)
     address += (rng.choice(v.TOWNS),)

@@ -400,7 +400,7 @@ def _build_message(
         msg.add_alternative(html, subtype="html")
         for part in inline:
             maintype, subtype = part.declared_type.split("/")
-            msg.get_payload()[1].add_related(  # type: ignore[union-attr]
+            list(msg.iter_parts())[1].add_related(
                 part.data, maintype, subtype, cid=f"<{part.inline_cid}>", filename=part.filename
             )
     for part in parts:

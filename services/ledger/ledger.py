@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from email.utils import parseaddr
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import CursorResult, Update, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,6 +58,12 @@ def hash_sender(address: str) -> str:
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _updated(session: Session, statement: Update) -> CursorResult[Any]:
+    """Run an UPDATE; its result is a CursorResult (with ``rowcount``), which
+    ``Session.execute`` types only as ``Result``."""
+    return cast("CursorResult[Any]", session.execute(statement))
 
 
 def _normalise_reasons(reasons: Iterable[Any]) -> list[dict[str, str]]:
@@ -152,15 +158,16 @@ class Ledger:
         if (expect is not None and current not in set(expect)) or not can_move(current, target):
             raise InvalidTransition(job_id, current, target)
         now = utcnow()
-        result = session.execute(
+        result = _updated(
+            session,
             update(Job)
             .where(Job.id == job_id, Job.state == current)
             .values(
                 state=target, updated_at=now, reason_code=reason_code, reason=reason, **values or {}
             )
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:
             log.debug("job %s: lost the race for %s -> %s", job_id, current, target)
             raise StaleState(job_id, current, target)
         session.add(
@@ -246,13 +253,14 @@ class Ledger:
             )
             if existing is not None:
                 return existing, False
-            bumped = session.execute(
+            bumped = _updated(
+                session,
                 update(Email)
                 .where(Email.id == email_id)
                 .values(attachment_count=Email.attachment_count + 1)
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False),
             )
-            if bumped.rowcount != 1:  # type: ignore[attr-defined]
+            if bumped.rowcount != 1:
                 raise EmailNotFound(email_id)
 
             original = None
@@ -290,7 +298,9 @@ class Ledger:
             session.add(job)
             session.flush()  # the job row before its events (foreign key)
             # Every trail starts at "received", even when the job is settled at once.
-            trail = [(None, S.RECEIVED, None)]
+            trail: list[tuple[JobState | None, JobState, dict[str, Any] | None]] = [
+                (None, S.RECEIVED, None)
+            ]
             if state is not S.RECEIVED:
                 assert can_move(S.RECEIVED, state)
                 details = {"code": code, "message": reason, "duplicate_of": original}
@@ -473,7 +483,9 @@ class Ledger:
                 .order_by(JobEvent.id.desc())
                 .limit(1)
             )
-            target = RETRY_TARGET.get(failed_from, S.RECEIVED)
+            target = (
+                S.RECEIVED if failed_from is None else RETRY_TARGET.get(failed_from, S.RECEIVED)
+            )
             self._move(
                 session,
                 job_id,
@@ -565,7 +577,7 @@ class Ledger:
         if limit < 1 or offset < 0:
             raise ValueError("limit must be >= 1 and offset >= 0")
 
-        query: Select[tuple[Job]] = select(Job)
+        query = select(Job)
         if states is not None:
             query = query.where(Job.state.in_([JobState(s) for s in states]))
         if reason_code is not None:

@@ -18,10 +18,11 @@ import re
 from datetime import UTC, datetime
 from email import errors, policy
 from email.header import decode_header, make_header
-from email.message import EmailMessage, Message
+from email.message import EmailMessage, Message, MIMEPart
+from typing import TypeGuard
 
 from services.mail.html_text import html_to_text
-from services.mail.message import Attachment, IncomingEmail, SkipReason
+from services.mail.message import Attachment, AttachmentKind, IncomingEmail, SkipReason
 from services.mail.sniff import CLAIM_TYPES, UNSUPPORTED_IMAGE_TYPES, image_dimensions, sniff
 
 #: An inline image (Content-ID or inline disposition) under this many bytes is a logo.
@@ -105,9 +106,7 @@ def _sender(msg: Message) -> tuple[str, str]:
     return name.strip(), addr.strip().lower()
 
 
-def _as_aware(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
+def _as_aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
@@ -126,7 +125,7 @@ def _received_at(msg: Message, delivered_at: datetime | None) -> datetime:
         if stamp is not None:
             return stamp
     if delivered_at is not None:
-        return _as_aware(delivered_at)  # type: ignore[return-value]
+        return _as_aware(delivered_at)
     return _parse_date(_header(msg, "Date")) or datetime.now(UTC)
 
 
@@ -135,7 +134,8 @@ def _received_at(msg: Message, delivered_at: datetime | None) -> datetime:
 
 def _part_text(part: Message) -> str:
     try:
-        content = part.get_content()  # type: ignore[attr-defined]
+        # policy.default parses into EmailMessage parts; a plain Message has no get_content.
+        content = part.get_content() if isinstance(part, MIMEPart) else None
         if isinstance(content, str):
             return _fix_surrogates(content)
     except (LookupError, UnicodeError, KeyError, AttributeError, ValueError):
@@ -192,7 +192,7 @@ def _legacy_filename(part: Message) -> str | None:
     surrogate escapes, which ``_fix_surrogates`` can read as UTF-8 or cp1252.
     """
     found: dict[str, str] = {}
-    for header, value in part.raw_items():  # type: ignore[attr-defined]
+    for header, value in part.raw_items():
         if header.lower() in {"content-type", "content-disposition"}:
             for match in _RAW_FILENAME_RE.finditer(str(value)):
                 found.setdefault(match.group(1).lower(), match.group(2) or match.group(3))
@@ -251,13 +251,13 @@ def _classify(index: int, part: Message, max_bytes: int | None) -> Attachment:
     dims = image_dimensions(data) if detected and detected != "pdf" else None
     broken = any(d in {c.__name__ for c in _BASE64_DEFECTS} for d in defects)
 
-    def result(kind: str | None, reason: SkipReason | None) -> Attachment:
+    def result(kind: AttachmentKind | None, reason: SkipReason | None) -> Attachment:
         return Attachment(
             part_index=index,
             filename=_safe_filename(part),
             declared_type=part.get_content_type(),
             data=data,
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             skip_reason=reason,
             detected_type=detected,
             content_id=content_id,
@@ -273,13 +273,17 @@ def _classify(index: int, part: Message, max_bytes: int | None) -> Attachment:
     is_image = detected in CLAIM_TYPES - {"pdf"} or detected in UNSUPPORTED_IMAGE_TYPES
     if is_image and inline and _looks_like_logo(len(data), dims):
         return result(None, SkipReason.TINY_INLINE_IMAGE)
-    if detected in CLAIM_TYPES:
+    if _is_claim_kind(detected):
         if dims is not None and max(dims) < MIN_IMAGE_SIDE_PX:
             return result(None, SkipReason.IMAGE_TOO_SMALL)
         return result(detected, None)
     if detected in UNSUPPORTED_IMAGE_TYPES:
         return result(None, SkipReason.UNSUPPORTED_IMAGE_TYPE)
     return result(None, SkipReason.BROKEN_ENCODING if broken else SkipReason.NOT_A_CLAIM_DOCUMENT)
+
+
+def _is_claim_kind(detected: str | None) -> TypeGuard[AttachmentKind]:
+    return detected in CLAIM_TYPES
 
 
 def _looks_like_logo(size: int, dims: tuple[int, int] | None) -> bool:

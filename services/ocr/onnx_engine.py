@@ -22,7 +22,7 @@ import onnxruntime as ort
 from rapidocr.ch_ppocr_det.utils import DBPostProcess
 
 from services.ocr.engine import OcrError
-from services.ocr.result import PageText, TextLine, reading_order
+from services.ocr.result import PageText, TextLine, quad, reading_order
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,8 @@ class OnnxOcrEngine:
                 score = float(np.mean(probs)) if probs else 0.0
                 if not text.strip() or score < _MIN_LINE_SCORE:
                     continue
-                box = tuple((float(x), float(y)) for x, y in det.box)
-                lines.append(TextLine(text, box, score, tuple(float(p) for p in probs)))  # type: ignore[arg-type]
+                box = quad(det.box)
+                lines.append(TextLine(text, box, score, tuple(float(p) for p in probs)))
             height, width = page.shape[:2]
             results.append(PageText(width, height, reading_order(lines)))
         return results

@@ -21,7 +21,7 @@ import numpy as np
 
 from services.ocr.engine import OcrError
 from services.ocr.paddle_models import PaddleModelPaths, prepare_paddle_models
-from services.ocr.result import PageText, Point, TextLine, reading_order
+from services.ocr.result import PageText, Point, TextLine, quad, reading_order
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def _quad(poly: np.ndarray) -> tuple[Point, Point, Point, Point]:
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
         pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-    return tuple((float(x), float(y)) for x, y in pts)  # type: ignore[return-value]
+    return quad(pts)
 
 
 def _page_text(result: Any, width: int, height: int) -> PageText:

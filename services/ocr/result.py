@@ -6,10 +6,16 @@ without pulling in any OCR runtime.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 Point = tuple[float, float]
+
+
+def quad(points: Iterable[Iterable[float]]) -> tuple[Point, Point, Point, Point]:
+    """A ``TextLine.box`` from four (x, y) pairs of any numbers (numpy rows, JSON lists)."""
+    tl, tr, br, bl = ((float(x), float(y)) for x, y in points)
+    return tl, tr, br, bl
 
 
 @dataclass(frozen=True)
