@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_bad_attachments_get_reasons_and_the_good_one_is_read(
-    ledger: Ledger, tmp_path: Path
+    ledger: Ledger, ocr_engine: OnnxOcrEngine, tmp_path: Path
 ) -> None:
     receipt = render_receipt(random_spec(random.Random(3)), seed=3)
     parts = [
@@ -50,7 +50,7 @@ def test_bad_attachments_get_reasons_and_the_good_one_is_read(
         intake.new_jobs,
         ledger=ledger,
         blobs=blobs,
-        engine=OnnxOcrEngine(threads=2),
+        engine=ocr_engine,
         limits=PageLimits(max_pixels=40_000_000),
         threshold=0.9,
         max_attempts=3,

@@ -17,6 +17,8 @@ from services.ledger import (
 from services.ledger.models import Email
 from tests.support.ledger_helpers import FIELDS, drive, extract, new_email, new_job
 
+pytestmark = pytest.mark.both_databases  # the ledger's SQL: SQLite and PostgreSQL
+
 S = JobState
 
 

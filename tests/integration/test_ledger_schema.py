@@ -16,6 +16,8 @@ from services.ledger.migrate import alembic_config, current_revision, downgrade
 from services.ledger.models import Base
 from tests.support.ledger_helpers import drive, new_job
 
+pytestmark = pytest.mark.both_databases  # the ledger's SQL: SQLite and PostgreSQL
+
 TABLES = {"emails", "jobs", "job_events", "alembic_version"}
 
 

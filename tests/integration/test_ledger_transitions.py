@@ -11,6 +11,8 @@ import pytest
 from services.ledger import TRANSITIONS, InvalidTransition, JobNotFound, JobState, Ledger
 from tests.support.ledger_helpers import drive, extract, new_email, new_job
 
+pytestmark = pytest.mark.both_databases  # the ledger's SQL: SQLite and PostgreSQL
+
 S = JobState
 Action = Callable[[Ledger, str], object]
 

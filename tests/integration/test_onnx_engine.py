@@ -15,11 +15,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def engine() -> OnnxOcrEngine:
-    return OnnxOcrEngine(threads=2)
-
-
-@pytest.fixture(scope="module")
 def receipt() -> tuple[np.ndarray, dict]:
     spec = random_spec(random.Random(7))
     page = np.asarray(render_receipt(spec, seed=7).convert("RGB"))
@@ -30,9 +25,9 @@ def _text(page_text) -> str:
     return "\n".join(line.text for line in page_text.lines)
 
 
-def test_reads_a_receipt_with_boxes_and_per_character_confidence(engine, receipt) -> None:
+def test_reads_a_receipt_with_boxes_and_per_character_confidence(ocr_engine, receipt) -> None:
     page, expected = receipt
-    (result,) = engine.read([page])
+    (result,) = ocr_engine.read([page])
     text = _text(result)
     assert expected["invoice_number"] in text
     assert expected["total"] in text
@@ -48,19 +43,19 @@ def test_reads_a_receipt_with_boxes_and_per_character_confidence(engine, receipt
     assert tops[0] <= tops[len(tops) // 2] <= tops[-1]  # reading order
 
 
-def test_one_call_reads_a_batch_of_pages_in_order(engine, receipt) -> None:
+def test_one_call_reads_a_batch_of_pages_in_order(ocr_engine, receipt) -> None:
     page, expected = receipt
     blank = np.full((400, 300, 3), 255, dtype=np.uint8)
-    results = engine.read([blank, page, blank])
+    results = ocr_engine.read([blank, page, blank])
     assert len(results) == 3
     assert results[0].lines == () and results[2].lines == ()
     assert expected["total"] in _text(results[1])
 
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
-def test_sideways_and_upside_down_pages_are_turned_upright(engine, receipt, turns) -> None:
+def test_sideways_and_upside_down_pages_are_turned_upright(ocr_engine, receipt, turns) -> None:
     page, expected = receipt
-    (result,) = engine.read([np.ascontiguousarray(np.rot90(page, k=turns))])
+    (result,) = ocr_engine.read([np.ascontiguousarray(np.rot90(page, k=turns))])
     assert expected["invoice_number"] in _text(result)
 
 

@@ -37,7 +37,7 @@ def _one_sample_email(tmp_path: Path) -> tuple[MaildirSource, LocalBlobStore]:
 
 
 def test_every_step_twice_gives_one_claim_one_row_one_archive(
-    ledger: Ledger, tmp_path: Path
+    ledger: Ledger, ocr_engine: OnnxOcrEngine, tmp_path: Path
 ) -> None:
     source, blobs = _one_sample_email(tmp_path)
 
@@ -47,11 +47,10 @@ def test_every_step_twice_gives_one_claim_one_row_one_archive(
     assert ingest(source, ledger, blobs).emails == 0
     (job_id,) = first.new_jobs
 
-    engine = OnnxOcrEngine(threads=2)
     kwargs = dict(
         ledger=ledger,
         blobs=blobs,
-        engine=engine,
+        engine=ocr_engine,
         limits=PageLimits(),
         threshold=0.9,
         max_attempts=3,
@@ -83,7 +82,7 @@ def test_every_step_twice_gives_one_claim_one_row_one_archive(
 
 
 def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(
-    ledger: Ledger, tmp_path: Path
+    ledger: Ledger, ocr_engine: OnnxOcrEngine, tmp_path: Path
 ) -> None:
     source, blobs = _one_sample_email(tmp_path)
     (job_id,) = ingest(source, ledger, blobs).new_jobs
@@ -94,7 +93,7 @@ def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(
         [job_id],
         ledger=ledger,
         blobs=blobs,
-        engine=OnnxOcrEngine(threads=2),
+        engine=ocr_engine,
         limits=PageLimits(),
         threshold=0.9,
         max_attempts=3,

@@ -10,16 +10,10 @@ import pytest
 
 from services.demo.receipts import random_spec, render_receipt
 from services.extraction import extract_claim
-from services.ocr.onnx_engine import OnnxOcrEngine
 
 pytestmark = pytest.mark.slow
 
 TODAY = date(2026, 1, 1)
-
-
-@pytest.fixture(scope="module")
-def engine() -> OnnxOcrEngine:
-    return OnnxOcrEngine(threads=2)
 
 
 def _spec(seed: int):
@@ -32,35 +26,35 @@ def _read(engine, image):
 
 
 @pytest.mark.parametrize("seed", [3, 11])
-def test_a_clean_receipt_is_submitted_with_its_true_fields(engine, seed) -> None:
+def test_a_clean_receipt_is_submitted_with_its_true_fields(ocr_engine, seed) -> None:
     spec, expected = _spec(seed)
-    result = _read(engine, render_receipt(spec, seed=seed))
+    result = _read(ocr_engine, render_receipt(spec, seed=seed))
     assert result.route == "submit", result.reasons
     assert result.fields["total_amount"] == expected["total"]
     assert result.fields["service_date"] == expected["date"]
     assert result.confidence >= 0.9
 
 
-def test_a_blurred_photo_goes_to_review(engine) -> None:
+def test_a_blurred_photo_goes_to_review(ocr_engine) -> None:
     spec, _ = _spec(3)
-    result = _read(engine, render_receipt(spec, seed=3, blur=3.2, noise=12))
+    result = _read(ocr_engine, render_receipt(spec, seed=3, blur=3.2, noise=12))
     assert result.route == "review"
     assert result.reasons
     assert result.confidence < 0.9
 
 
-def test_a_photo_cut_off_above_the_totals_goes_to_review_for_its_total(engine) -> None:
+def test_a_photo_cut_off_above_the_totals_goes_to_review_for_its_total(ocr_engine) -> None:
     spec, _ = _spec(11)
     full = render_receipt(spec, seed=11)
     top_half = full.crop((0, 0, full.width, int(full.height * 0.45)))
-    result = _read(engine, top_half)
+    result = _read(ocr_engine, top_half)
     assert result.route == "review"
     codes = {r.code for r in result.reasons}
     assert codes & {"missing_total", "unlabelled_total", "low_confidence_total"}, codes
 
 
-def test_a_blank_page_goes_to_review_as_no_text(engine) -> None:
+def test_a_blank_page_goes_to_review_as_no_text(ocr_engine) -> None:
     blank = np.full((800, 600, 3), 250, dtype=np.uint8)
-    result = extract_claim(engine.read([blank]), today=TODAY)
+    result = extract_claim(ocr_engine.read([blank]), today=TODAY)
     assert result.route == "review"
     assert [r.code for r in result.reasons] == ["no_text"]

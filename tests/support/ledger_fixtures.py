@@ -1,6 +1,18 @@
 """Pytest fixtures for code that uses the ledger (loaded by ``tests/conftest.py``).
 
-Every test that takes ``ledger`` runs on SQLite and on PostgreSQL.
+The rule: a test runs on SQLite only, unless its subject is SQL behaviour.
+
+* ``ledger``, ``shared_ledger`` and ``empty_ledger_url`` give a SQLite database by
+  default. Tests that merely *use* the ledger (pipeline steps, review actions, bad
+  attachments, ...) stay on SQLite: a second backend would only double their run time.
+* A test whose subject is the SQL itself -- the ledger's own suite
+  (``tests/integration/test_ledger_*.py``), concurrency races, constraints and
+  triggers, migrations -- is marked ``@pytest.mark.both_databases`` (or its module sets
+  ``pytestmark = pytest.mark.both_databases``). Its ledger fixtures are then
+  parametrised over ``[sqlite]`` and ``[postgresql]``; the PostgreSQL cases also carry
+  the ``postgres`` marker, so ``-m "not postgres"`` leaves them out.
+* ``ledger_backend`` says which backend the current test runs on.
+
 PostgreSQL gets one throwaway database per test session (dropped afterwards) and one
 schema per ledger inside it, so tests never see each other's rows; those tests are
 skipped only when the server does not answer.
@@ -21,7 +33,30 @@ from services.ledger import Ledger
 
 PG_HOST = os.environ.get("LEDGER_TEST_PG_HOST", "127.0.0.1:5432")
 PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}/postgres"
+BOTH_DATABASES = "both_databases"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{BOTH_DATABASES}: run this test's ledger fixtures on SQLite and on PostgreSQL "
+        "(for tests whose subject is SQL behaviour; everything else is SQLite-only)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``ledger_backend`` over both databases for marked tests only."""
+    if "ledger_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        BOTH_DATABASES
+    ):
+        metafunc.parametrize("ledger_backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="module")
+def ledger_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite``, or the backend a ``both_databases`` test is parametrised with."""
+    return getattr(request, "param", "sqlite")
 
 
 @pytest.fixture(scope="session")
@@ -65,10 +100,12 @@ def _migrated(url: str) -> Iterator[Ledger]:
     ledger.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def empty_ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture
+def empty_ledger_url(
+    ledger_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
     """URL of a database with no schema yet, per test."""
-    yield from _empty_database(request.param, request, tmp_path)
+    yield from _empty_database(ledger_backend, request, tmp_path)
 
 
 @pytest.fixture
@@ -77,11 +114,11 @@ def ledger(empty_ledger_url: str) -> Iterator[Ledger]:
     yield from _migrated(empty_ledger_url)
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module")
 def shared_ledger(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ledger_backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Ledger]:
     """One migrated ledger per module, for tests that only look at their own jobs."""
     folder = tmp_path_factory.mktemp("ledger")
-    for url in _empty_database(request.param, request, folder):
+    for url in _empty_database(ledger_backend, request, folder):
         yield from _migrated(url)
