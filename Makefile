@@ -1,11 +1,11 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    install (first time) and process the bundled sample inbox end to end
-#   make test   install (first time) and run the whole test suite
+#   make run    install (first time) and process the bundled sample inbox end to end (demo)
+#   make test   install (first time) and run the whole test suite, checks included
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run serve test eval benchmark clean
+.PHONY: install run serve check test test-fast eval benchmark clean
 
 install: $(VENV)/.installed
 
@@ -14,14 +14,25 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	touch $@
 
 run: install
-	$(BIN)/claims-ocr run --once
+	$(BIN)/claims-ocr run --demo --once
 
 serve: install
-	$(BIN)/claims-ocr run
+	$(BIN)/claims-ocr run --demo
 
-test: install
+# Lint, formatting, architecture contracts (import-linter) and types (mypy).
+check: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
+
+# The whole suite: checks, unit, integration and end-to-end tests.
+test: check
 	$(BIN)/pytest
+
+# The edit loop: checks, unit and integration tests (no end-to-end runs).
+test-fast: check
+	$(BIN)/pytest tests/unit tests/integration
 
 benchmark: install
 	$(BIN)/python scripts/benchmark_ocr.py
@@ -29,5 +40,7 @@ benchmark: install
 eval: install
 	$(BIN)/python scripts/eval_sroie.py
 
+# Build output only: never data/ (the ledger, blobs, audit log and archive live there).
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	find . -name __pycache__ -type d -prune -not -path './data/*' -exec rm -rf {} +

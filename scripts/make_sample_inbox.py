@@ -1,4 +1,4 @@
-"""Regenerate the bundled sample inbox (services/samples/inbox/) from its seed.
+"""Regenerate the bundled sample inbox (services/demo/inbox/) from its seed.
 
 Usage: python scripts/make_sample_inbox.py [--out DIR] [--seed N]
 Deterministic: the same seed writes the same bytes, so a rebuild shows no git diff

@@ -1,7 +1,7 @@
 """Prepare the PaddleOCR model folders ahead of time (image build, CI), offline.
 
 Usage: python scripts/prepare_paddle_models.py [TARGET_DIR]
-TARGET_DIR defaults to <CLAIMS_OCR_DATA_DIR>/paddle-models, where the engine factory looks.
+TARGET_DIR defaults to <CLAIMS_OCR_DATA_DIR>/paddle-models, where the OCR worker looks.
 """
 
 from __future__ import annotations

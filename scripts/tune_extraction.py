@@ -4,8 +4,11 @@ Loads each receipt's OCR output (the real engine's cache, or the dataset's box/
 transcripts as a stand-in with confidence 1.0), runs `extract_claim`, writes one JSON
 line per receipt and scores them with the shared `sroie_score.py`.
 
-    python scripts/tune_extraction.py --source ocr --range 0-99
-    python scripts/tune_extraction.py --source box --range 100-149 --show 104
+    python scripts/tune_extraction.py ../shared/datasets/sroie-dev --source box --range 100-149
+    python scripts/tune_extraction.py DATASET --source ocr --ocr-cache CACHE_DIR --show 104
+
+DATASET is a SROIE-style folder (``box/``, ``key/``); CACHE_DIR holds one JSON of engine
+output per receipt. Nothing is written outside a temporary folder unless ``--out`` says.
 """
 
 from __future__ import annotations
@@ -18,13 +21,12 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from services.extraction import extract_claim
+from services.extraction import ClaimExtraction, extract_claim
 from services.extraction.layout import build_rows
-from services.ocr.result import PageText, TextLine
+from services.ocr.result import PageText, TextLine, quad
 
-DATASET = Path("/work/shared/datasets/sroie-dev")
-OCR_CACHE = Path("/work/ocr-cache/sroie-dev")
-SCORER = Path("/work/shared/tools/sroie_score.py")
+#: The shared scorer, where CI and developers keep ``shared/`` beside the checkout.
+DEFAULT_SCORER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "sroie_score.py"
 
 
 def page_from_box(path: Path) -> PageText:
@@ -36,9 +38,9 @@ def page_from_box(path: Path) -> PageText:
             continue
         xs = [float(v) for v in parts[0:8:2]]
         ys = [float(v) for v in parts[1:8:2]]
-        box = tuple(zip(xs, ys, strict=True))
+        box = quad(zip(xs, ys, strict=True))
         text = parts[8]
-        lines.append(TextLine(text, box, 1.0, (1.0,) * len(text)))  # type: ignore[arg-type]
+        lines.append(TextLine(text, box, 1.0, (1.0,) * len(text)))
     width = int(max((ln.right for ln in lines), default=1))
     height = int(max((ln.bottom for ln in lines), default=1))
     return PageText(width, height, tuple(lines))
@@ -50,7 +52,7 @@ def page_from_cache(path: Path) -> PageText:
     lines = tuple(
         TextLine(
             ln["text"],
-            tuple(tuple(p) for p in ln["box"]),  # type: ignore[arg-type]
+            quad(ln["box"]),
             float(ln["confidence"]),
             tuple(float(c) for c in ln.get("char_confidences") or ()),
         )
@@ -59,15 +61,18 @@ def page_from_cache(path: Path) -> PageText:
     return PageText(int(obj["width"]), int(obj["height"]), lines)
 
 
-def load(stem: str, source: str) -> PageText:
-    if source == "ocr":
-        return page_from_cache(OCR_CACHE / f"{stem}.json")
-    return page_from_box(DATASET / "box" / f"{stem}.csv")
+def load(stem: str, args: argparse.Namespace) -> PageText:
+    if args.source == "ocr":
+        return page_from_cache(args.ocr_cache / f"{stem}.json")
+    return page_from_box(args.dataset / "box" / f"{stem}.csv")
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--source", choices=["ocr", "box"], default="ocr")
+    ap.add_argument("dataset", type=Path, help="SROIE-style folder with box/ and key/")
+    ap.add_argument("--source", choices=["ocr", "box"], default="box")
+    ap.add_argument("--ocr-cache", type=Path, help="with --source ocr: folder of engine output")
+    ap.add_argument("--scorer", type=Path, default=DEFAULT_SCORER, help="sroie_score.py")
     ap.add_argument("--range", default="0-99", help="receipt numbers, e.g. 0-99 or 100-149")
     ap.add_argument("--today", default="2025-01-01", type=date.fromisoformat)
     ap.add_argument("--threshold", type=float, default=0.90)
@@ -75,6 +80,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--show", default="", help="comma-separated receipts to print in detail")
     ap.add_argument("--errors", action="store_true", help="print every wrong field")
     args = ap.parse_args(argv)
+    if args.source == "ocr" and args.ocr_cache is None:
+        ap.error("--source ocr needs --ocr-cache")
 
     lo, hi = (int(v) for v in args.range.split("-"))
     stems = [f"{i:03d}" for i in range(lo, hi + 1)]
@@ -85,8 +92,9 @@ def main(argv: list[str]) -> int:
         out = args.out or Path(tmp) / "pred.jsonl"
         with out.open("w", encoding="utf-8") as fh:
             for stem in stems:
-                (keys / f"{stem}.json").write_bytes((DATASET / "key" / f"{stem}.json").read_bytes())
-                page = load(stem, args.source)
+                key_path = args.dataset / "key" / f"{stem}.json"
+                (keys / f"{stem}.json").write_bytes(key_path.read_bytes())
+                page = load(stem, args)
                 result = extract_claim([page], today=args.today, threshold=args.threshold)
                 record = {
                     "file": f"img/{stem}.jpg",
@@ -95,14 +103,14 @@ def main(argv: list[str]) -> int:
                     "fields": result.fields,
                 }
                 fh.write(json.dumps(record) + "\n")
-                key = json.loads((DATASET / "key" / f"{stem}.json").read_text(errors="replace"))
+                key = json.loads(key_path.read_text(errors="replace"))
                 if stem in show:
                     for row in build_rows([page]):
                         print(f"  {row.index:3d} y={row.rel_y:.2f} x={row.rel_left:.2f} {row.text}")
                 if stem in show or args.errors:
-                    _report(stem, key, result)
+                    _report(stem, key, result, args.scorer)
         proc = subprocess.run(
-            [sys.executable, str(SCORER), str(out), str(keys)],
+            [sys.executable, str(args.scorer), str(out), str(keys)],
             capture_output=True,
             text=True,
             check=True,
@@ -111,8 +119,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _report(stem: str, key: dict, result) -> None:  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(SCORER.parent))
+def _report(stem: str, key: dict, result: ClaimExtraction, scorer: Path) -> None:
+    sys.path.insert(0, str(scorer.parent))
     import sroie_score as sc
 
     f = result.fields

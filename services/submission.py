@@ -111,6 +111,7 @@ def finalize_job(
 ) -> bool:
     """Archive the original and write the audit row for a submitted job, then mark it done."""
     job = ledger.get_job(job_id)
+    bind_contextvars(email_id=job.email_id)
     if job.state is not JobState.SUBMITTED:
         return False
     received_at = job.email.received_at or job.created_at
@@ -145,5 +146,5 @@ def finalize_job(
         )
     )
     ledger.mark_done(job_id, actor=ACTOR)
-    log.info("claim archived and audited", email_id=job.email_id)
+    log.info("claim archived and audited")
     return True

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis
 
 from services.demo import SAMPLE_INBOX_DIR, SAMPLE_MANIFEST_PATH
 from services.demo.ncb_standin import StandinServer, read_records
@@ -28,21 +27,14 @@ from services.ledger import JobState, Ledger
 
 pytestmark = pytest.mark.slow
 
-REDIS_TEST_URL = os.environ.get("CLAIMS_OCR_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 MANIFEST = json.loads(SAMPLE_MANIFEST_PATH.read_text())
 CLEAN_EMAILS = ["01_clinic_en_subject.eml", "02_pharmacy_ms_body.eml"]
 
 
 @pytest.fixture
-def test_redis() -> str:
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip(f"Redis does not answer at {REDIS_TEST_URL}")
-    client.flushdb()
-    yield REDIS_TEST_URL
-    client.flushdb()
+def test_redis(redis_url: str) -> str:
+    """The suite's one Redis database (``CLAIMS_OCR_TEST_REDIS_URL``), flushed around the test."""
+    return redis_url
 
 
 def make_inbox(data_dir: Path, names: list[str] | None = None) -> Path:
@@ -189,6 +181,9 @@ def follow_one_claim_through_the_logs(log_dir: Path, job_id: str) -> None:
     assert "attachment recorded" in submit_events  # the poll task (submit worker)
     assert [event for event, _ in story["ocr"]].count("document read") == 1
     assert "claim submitted" in submit_events and "claim archived and audited" in submit_events
+    # The OCR worker loaded its engine when its process started, before the first task.
+    ocr_events = [line["event"] for line in logs["ocr"]]
+    assert ocr_events.index("OCR engine loaded") < ocr_events.index("document read")
     tasks = {task for lines in story.values() for _, task in lines}
     assert {"claims.poll", "claims.ocr", "claims.submit", "claims.finalize"} <= tasks
     for lines in logs.values():
@@ -363,12 +358,15 @@ def test_ocr_worker_killed_mid_batch_loses_nothing(tmp_path: Path, test_redis: s
 def test_run_without_redis_uses_the_embedded_broker(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     make_inbox(data_dir, CLEAN_EMAILS[:1])
-    env = run_env(data_dir, "redis://127.0.0.1:1/0")
+    env = run_env(data_dir, "redis://127.0.0.1:1/0", LOG_LEVEL="DEBUG")
     summary = finish_run(start_run(env, tmp_path))
     assert summary["emails"] == 1
     assert summary["submitted"] == 1
     assert summary["in_progress"] == 0
     assert (data_dir / "broker.sqlite").exists()
+    # LOG_LEVEL reaches every worker process.
+    for name, lines in read_log_lines(data_dir / "logs").items():
+        assert any(line["level"] == "debug" for line in lines), f"no debug line in {name}"
 
 
 def test_ncb_refusing_our_credentials_stops_submissions(tmp_path: Path, test_redis: str) -> None:

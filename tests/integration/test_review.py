@@ -18,27 +18,20 @@ from tests.support.ledger_helpers import drive, new_job
 from workers import cli
 from workers.wiring import Resources
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/12"
+
+@pytest.fixture
+def broker(
+    redis_client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> redis.Redis:
+    """The test Redis database, as the broker the review actions queue their next task on."""
+    monkeypatch.setenv("CELERY_BROKER_URL", redis_url)
+    return redis_client
 
 
 @pytest.fixture
-def broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    """A real Redis broker database the review actions queue their next task on."""
-    client = redis.Redis.from_url(REDIS_TEST_URL)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("Redis does not answer on 127.0.0.1:6379")
-    client.flushdb()
-    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_TEST_URL)
-    yield client
-    client.flushdb()
-
-
-@pytest.fixture
-def dispatcher(broker: redis.Redis) -> Iterator[Dispatcher]:
+def dispatcher(broker: redis.Redis, redis_url: str) -> Iterator[Dispatcher]:
     """The Celery dispatcher the wiring builds, on the test broker."""
-    resources = Resources(Settings(CELERY_BROKER_URL=REDIS_TEST_URL))
+    resources = Resources(Settings(CELERY_BROKER_URL=redis_url))
     yield resources.dispatcher
     resources.close()
 
