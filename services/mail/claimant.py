@@ -9,6 +9,12 @@ signatures (the clinic's, the agent's) are never read.
 Only labelled values are taken ("Policy No: ...", "Nama Ahli: ..."); a bare number
 or a sign-off name is never guessed at, because a wrong policy number is worse than
 none: a missing one sends the claim to review, a wrong one files it on someone else.
+
+Linear time whatever the text (an email body is attacker-controlled): no pattern here
+can backtrack over a run of input more than a bounded number of times, values are read
+from a bounded window after their label, and only the first ``MAX_TEXT_CHARS`` of a
+body (``MAX_SUBJECT_CHARS`` of a subject) are read. Members put their details at the
+top; 64 KiB is pages of text.
 """
 
 from __future__ import annotations
@@ -16,6 +22,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+#: Only this much of a body is read: the member's own text and the forwards that follow.
+MAX_TEXT_CHARS = 64 * 1024
+MAX_SUBJECT_CHARS = 2 * 1024
+#: A value is read from at most this many characters after its label (names are at most
+#: 80 characters and identifiers 40, so nothing that could be taken is cut).
+_VALUE_WINDOW = 256
+#: Policy numbers and member ids are short; a longer "value" is not one.
+MAX_ID_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -57,9 +72,11 @@ _NAME_RE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 # Where a value ends because the next field's label starts on the same line.
+# ("\s*(?:no\b\.?\s*)?" rather than "\s*(?:no\b\.?)?\s*": two adjacent \s* runs can
+# split a run of spaces every possible way, quadratic when the match then fails.)
 _ANY_LABEL_RE = re.compile(
     rf"{_POLICY_LABEL}|{_MEMBER_LABEL}|{_NAME_LABEL_SPECIFIC}"
-    r"|\b(?:name|nama|ic|nric|mykad|tel|phone|email|e-mel)\s*(?:no\b\.?)?\s*[:：]",
+    r"|\b(?:name|nama|ic|nric|mykad|tel|phone|email|e-mel)\s*(?:no\b\.?\s*)?[:：]",
     re.IGNORECASE,
 )
 
@@ -70,20 +87,27 @@ _NAME_STOPWORDS = frozenset(
     {"please", "see", "attached", "below", "above", "n/a", "na", "nil", "tiada", "sila", "rujuk"}
 )
 
+# Whitespace here is "[ \t]", never "\s": "^\s*" tried at each of n blank lines scans all
+# the following ones, quadratic (40 s for 30,000 blank lines).
 _FORWARD_HEADER_RE = re.compile(
-    r"^\s*(?:-{2,}\s*(?:forwarded message|original message|mesej dimajukan|mesej asal)\s*-{2,}"
+    r"^[ \t]*(?:-{2,}[ \t]*(?:forwarded message|original message|mesej dimajukan|mesej asal)"
+    r"[ \t]*-{2,}"
     r"|begin forwarded message:"
     r"|on .{4,200}\bwrote:"
     r"|pada .{4,200}\bmenulis:"
-    r"|from:\s.+\n\s*(?:sent|date|to|tarikh|dihantar):)",
+    r"|from:[ \t][^\n]*\n[ \t]*(?:sent|date|to|tarikh|dihantar):)",
     re.IGNORECASE | re.MULTILINE,
 )
 _SIGNATURE_RE = re.compile(r"^-- ?$", re.MULTILINE)
 
 
 def extract_claimant(subject: str, body: str) -> ClaimantDetails:
-    """Policy number, member id and member name, each None when not found."""
-    segments = list(_segments(subject, body))
+    """Policy number, member id and member name, each None when not found.
+
+    Reads the first ``MAX_SUBJECT_CHARS`` of the subject and ``MAX_TEXT_CHARS`` of the
+    body only, in time linear in that.
+    """
+    segments = list(_segments(subject[:MAX_SUBJECT_CHARS], body[:MAX_TEXT_CHARS]))
     return ClaimantDetails(
         policy_number=_first(segments, _POLICY_RE, _id_value),
         member_id=_first(segments, _MEMBER_RE, _id_value),
@@ -125,7 +149,11 @@ def _first(
 ) -> str | None:
     for segment in segments:
         for match in label.finditer(segment):
-            rest = segment[match.end() :].split("\n", 1)[0]
+            # The rest of the label's line, bounded: copying the whole rest of the text
+            # for every label would be quadratic in a text of repeated labels.
+            start = match.end()
+            end = segment.find("\n", start, start + _VALUE_WINDOW)
+            rest = segment[start : end if end >= 0 else start + _VALUE_WINDOW]
             cut = _ANY_LABEL_RE.search(rest)
             value = value_of(rest[: cut.start()] if cut else rest)
             if value:
@@ -138,7 +166,7 @@ def _id_value(text: str) -> str | None:
     if token is None:
         return None
     value = token.group(0).upper()
-    if len(value) < 4 or sum(ch.isdigit() for ch in value) < 3:
+    if not 4 <= len(value) <= MAX_ID_CHARS or sum(ch.isdigit() for ch in value) < 3:
         return None
     return value
 

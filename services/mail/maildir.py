@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.mail.message import IncomingEmail
-from services.mail.mime import parse_email
+from services.mail.source import RawEmail
 
 log = logging.getLogger(__name__)
 
@@ -34,30 +33,23 @@ def is_maildir(path: Path) -> bool:
 class MaildirSource:
     """``MailSource`` over a local Maildir or ``.eml`` folder at ``path``."""
 
-    def __init__(self, path: Path | str, *, max_attachment_bytes: int | None = None) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
             raise FileNotFoundError(f"mail folder does not exist: {self.path}")
-        self.max_attachment_bytes = max_attachment_bytes
         self.layout = "maildir" if is_maildir(self.path) else "folder"
         self.name = self.layout
 
     # -- MailSource ---------------------------------------------------------------------
 
-    def fetch(self) -> Iterator[IncomingEmail]:
+    def fetch(self) -> Iterator[RawEmail]:
         for source_id, file in self._pending():
             try:
                 raw = file.read_bytes()
                 delivered = datetime.fromtimestamp(file.stat().st_mtime, tz=UTC)
             except FileNotFoundError:
                 continue  # taken by a concurrent poller or marked done meanwhile
-            yield parse_email(
-                raw,
-                source=self.name,
-                source_id=source_id,
-                delivered_at=delivered,
-                max_attachment_bytes=self.max_attachment_bytes,
-            )
+            yield RawEmail(source_id, raw, delivered)
 
     def mark_done(self, source_id: str) -> None:
         if self.layout == "maildir":

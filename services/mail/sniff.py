@@ -57,7 +57,8 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
     """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns on corrupt EXIF, decompression bombs...: a header read needs none.
+            warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as img:
                 return int(img.width), int(img.height)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):

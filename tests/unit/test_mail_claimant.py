@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from services.mail.claimant import ClaimantDetails, extract_claimant
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.mail.claimant import MAX_TEXT_CHARS, ClaimantDetails, extract_claimant
 
 
 @pytest.mark.parametrize(
@@ -223,3 +227,84 @@ def test_crlf_and_html_derived_text() -> None:
 
 def test_empty_input() -> None:
     assert extract_claimant("", "") == ClaimantDetails(None, None, None)
+
+
+# --- linear time on hostile text ------------------------------------------------------
+
+#: Generous bound for ~200 KB of text on a slow 2-core CI machine (it takes milliseconds).
+TIME_LIMIT_S = 1.0
+
+WORST_CASES = {
+    "blank lines after a label": "Policy No: POL-12345" + "\n" * 30_000 + "Thanks",
+    "blank lines after a label, CRLF": "Policy No: X\r\n" + "\r\n" * 60_000 + "x",
+    "spaces after a label": "Name:" + " " * 100_000 + "Ali",
+    "spaces after a label word without a colon": "name" + " " * 200_000 + "x",
+    "spaces after policy": "policy" + " " * 200_000 + "x",
+    "spaces after a member label": "no" + " " * 200_000 + "ahli",
+    "tabs and newlines after a label": "Policy No:" + " \t\n" * 60_000 + "x",
+    "repeated labels on lines": "Policy No: -\n" * 15_000,
+    "repeated labels on one line": "Policy No: - " * 15_000,
+    "repeated name labels on one line": "Name: a, " * 20_000,
+    "long token": "Policy No: " + "A1-" * 60_000,
+    "long token of separators": "Policy No: A" + "-" * 200_000,
+    "long name": "Name: " + "Ab " * 60_000,
+    "nested quotes": "> " * 100_000 + "Policy No: POL-1",
+    "quoted lines": "> Policy No: -\n" * 15_000,
+    "forward headers": "From: x\n" * 25_000,
+    "from without sent": "From: " + "x" * 200_000,
+    "wrote lines": ("On " + "x" * 150 + "\n") * 1_300,
+    "signature markers": "-- \n" * 50_000,
+    "dashes": "-" * 200_000,
+    "separators then spaces": ("," + " " * 1000) * 200,
+    "many colons": "name" + " :" * 100_000,
+}
+
+
+@pytest.mark.parametrize("text", WORST_CASES.values(), ids=WORST_CASES.keys())
+def test_extraction_is_linear_on_worst_cases(text: str) -> None:
+    start = time.perf_counter()
+    extract_claimant(text[:2000], text)
+    extract_claimant("", "Hello\n" + text + "\nPolicy No: POL-24680")
+    assert time.perf_counter() - start < TIME_LIMIT_S
+
+
+def test_blank_lines_after_a_label_still_find_the_value() -> None:
+    assert extract_claimant("", WORST_CASES["blank lines after a label"]).policy_number == (
+        "POL-12345"
+    )
+
+
+def test_only_the_start_of_a_long_body_is_read() -> None:
+    filler = "Lorem ipsum dolor sit amet.\n" * (MAX_TEXT_CHARS // 20)
+    assert extract_claimant("", "Policy No: POL-11111\n" + filler).policy_number == "POL-11111"
+    assert extract_claimant("", filler + "Policy No: POL-22222").policy_number is None
+
+
+def test_overlong_identifiers_are_not_taken() -> None:
+    assert extract_claimant("", "Policy No: " + "A1" * 40).policy_number is None
+
+
+_FRAGMENTS = [
+    "Policy No:", "Member ID:", "Name:", "Nama Ahli:", "No. Polisi", "POL-12345", "Ali bin Abu",
+    " ", "  ", "\t", "\n", "\r\n", "\n\n", ">", "> ", "-- \n", ":", "-", "—", ",", "|", "is",
+    "From: a@b.c\n", "Sent: today\n", "On Mon, a <b> wrote:\n", "---------- Forwarded message",
+    "x", "1", "@", "’", "(", "\u202e", "\x00",
+]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_FRAGMENTS), st.integers(min_value=1, max_value=4000)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_extraction_time_is_bounded_on_generated_text(pieces: list[tuple[str, int]]) -> None:
+    text = "".join(fragment * count for fragment, count in pieces)[:200_000]
+    start = time.perf_counter()
+    got = extract_claimant(text[:1000], text)
+    assert time.perf_counter() - start < TIME_LIMIT_S
+    for value in (got.policy_number, got.member_id):
+        assert value is None or len(value) <= 40
+    assert got.member_name is None or len(got.member_name) <= 80

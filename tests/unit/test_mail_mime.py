@@ -13,7 +13,16 @@ import pytest
 from PIL import Image
 
 from services.demo.receipts import images_to_pdf, random_spec, render_receipt, to_jpeg, to_png
-from services.mail import Attachment, SkipReason, parse_email
+from services.mail import Attachment, MailParseError, MailProblem, SkipReason, parse_email
+from services.mail.message import (
+    MAX_CONTENT_ID_CHARS,
+    MAX_FILENAME_CHARS,
+    MAX_MESSAGE_ID_CHARS,
+    MAX_SENDER_CHARS,
+    MAX_SENDER_NAME_CHARS,
+    MAX_SUBJECT_CHARS,
+)
+from services.mail.names import attachment_filename
 from services.mail.sniff import image_dimensions, sniff
 
 
@@ -136,7 +145,7 @@ def test_octet_stream_without_a_name_is_still_read(pdf: bytes) -> None:
     msg = _msg()
     msg.add_attachment(pdf, "application", "octet-stream")
     (att,) = _parse(msg).attachments
-    assert att.filename is None and att.kind == "pdf"
+    assert att.filename == "attachment-2.pdf" and att.kind == "pdf"
 
 
 def test_mislabelled_types_trust_the_bytes(jpeg: bytes, pdf: bytes) -> None:
@@ -146,10 +155,11 @@ def test_mislabelled_types_trust_the_bytes(jpeg: bytes, pdf: bytes) -> None:
     msg.add_attachment(jpeg, "application", "pdf", filename="scan.pdf")
     msg.add_attachment(b"hello, not an image", "image", "jpeg", filename="fake.jpg")
     atts = _by_name(_parse(msg).attachments)
-    assert atts["receipt.jpg"].kind == "pdf"
-    assert atts["a.jpeg"].kind == "png"
-    assert atts["scan.pdf"].kind == "jpeg"
-    assert atts["fake.jpg"].kind is None
+    # The name's extension follows the bytes: what is archived and sent on opens right.
+    assert atts["receipt.pdf"].kind == "pdf"
+    assert atts["a.png"].kind == "png"
+    assert atts["scan.jpg"].kind == "jpeg"
+    assert atts["fake.jpg"].kind is None  # not a claim document: the member's name is kept
     assert atts["fake.jpg"].skip_reason == SkipReason.NOT_A_CLAIM_DOCUMENT
 
 
@@ -217,7 +227,7 @@ def test_logo_rules_keep_pasted_receipts_and_drop_logos(jpeg: bytes) -> None:
     atts = _by_name(_parse(msg).attachments)
     assert atts["shot.png"].kind == "png"
     assert atts["pasted.jpg"].kind == "jpeg"
-    assert atts[None].skip_reason == SkipReason.TINY_INLINE_IMAGE
+    assert atts["attachment-7.gif"].skip_reason == SkipReason.TINY_INLINE_IMAGE
     assert atts["banner.png"].skip_reason == SkipReason.TINY_INLINE_IMAGE
     assert atts["thumb.png"].skip_reason == SkipReason.IMAGE_TOO_SMALL
 
@@ -236,7 +246,7 @@ def test_non_claim_documents_are_listed_with_a_reason() -> None:
         ("form.docx", "application/vnd.ms-word", SkipReason.NOT_A_CLAIM_DOCUMENT),
         ("notes.txt", "text/plain", SkipReason.NOT_A_CLAIM_DOCUMENT),
         ("empty.pdf", "application/pdf", SkipReason.EMPTY_ATTACHMENT),
-        (None, "text/calendar", SkipReason.NOT_A_CLAIM_DOCUMENT),
+        ("attachment-5.ics", "text/calendar", SkipReason.NOT_A_CLAIM_DOCUMENT),
     ]
 
 
@@ -245,8 +255,11 @@ def test_attachment_over_the_size_limit(jpeg: bytes) -> None:
     msg.add_attachment(jpeg, "image", "jpeg", filename="big.jpg")
     (att,) = _parse(msg, max_attachment_bytes=len(jpeg) - 1).attachments
     assert att.skip_reason == SkipReason.ATTACHMENT_TOO_LARGE
+    # The bytes are not kept, the real size is: the ledger records it, nothing stores it.
+    assert att.data == b"" and att.size == att.original_size == len(jpeg)
+    assert att.detected_type == "jpeg" and att.filename == "big.jpg"
     (att,) = _parse(msg, max_attachment_bytes=len(jpeg)).attachments
-    assert att.kind == "jpeg"
+    assert att.kind == "jpeg" and att.data == jpeg and att.original_size is None
 
 
 def _raw_email(headers: str, parts: list[tuple[str, str]]) -> bytes:
@@ -398,6 +411,162 @@ def test_garbage_input_never_raises() -> None:
 
 def test_repr_hides_member_data(jpeg: bytes) -> None:
     msg = _msg("Policy No: POL-SECRET1", "Nama: Siti Rahsia")
-    msg.add_attachment(jpeg, "image", "jpeg", filename="r.jpg")
+    msg.add_attachment(jpeg, "image", "jpeg", filename="Siti-Rahsia-receipt.jpg")
     text = repr(_parse(msg))
     assert "SECRET" not in text and "Rahsia" not in text and "member@example.com" not in text
+
+
+# --- names and bounds ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "expected"),
+    [
+        ("receipt.jpg", "jpeg", "receipt.jpg"),
+        ("IMG_0001.JPG", "jpeg", "IMG_0001.JPG"),  # any spelling of the right extension stays
+        ("scan.jpeg", "jpeg", "scan.jpeg"),
+        ("scan.TIFF", "tiff", "scan.TIFF"),
+        ("receipt.exe", "jpeg", "receipt.jpg"),
+        ("invoice.pdf.exe", "pdf", "invoice.pdf.pdf"),
+        ("receipt", "png", "receipt.png"),
+        ("resit 12.5.2024", "tiff", "resit 12.5.2024.tif"),  # "2024" is not an extension
+        ("receipt\u202egpj.exe", "jpeg", "receiptgpj.jpg"),
+        ("\u2066re\u200bceipt\u2069\u200f.jpg", "jpeg", "receipt.jpg"),
+        ("a\x00b\x1b[0m\x7f\x85c.pdf", "pdf", "ab[0m c.pdf"),  # NEL is a line break
+        ("line\u2028break.png", "png", "line break.png"),
+        ("../../etc/passwd", "pdf", "passwd.pdf"),
+        ("C:\\Users\\me\\scan.tif", "tiff", "scan.tif"),
+        ("  ..hidden.jpg. ", "jpeg", "hidden.jpg"),
+        ("many    spaces\t.jpg", "jpeg", "many spaces.jpg"),
+        ("收据.jpg", "jpeg", "收据.jpg"),
+        ("e\u0301.jpg", "jpeg", "é.jpg"),  # NFC: one character, as most systems show it
+        (".jpg", "jpeg", "attachment-4.jpg"),
+        ("\u202e", "pdf", "attachment-4.pdf"),
+        ("", "pdf", "attachment-4.pdf"),
+        (None, "png", "attachment-4.png"),
+        ("x" * 500 + ".jpg", "jpeg", "x" * 116 + ".jpg"),
+        ("x" * 500 + ".verylongext", "jpeg", "x" * 116 + ".jpg"),
+        ("form.docx", None, "form.docx"),
+        ("notes\u202etxt.exe", None, "notestxt.exe"),  # not a claim: the name stays as sent
+        (None, None, "attachment-4"),
+    ],
+)
+def test_attachment_filename_rules(name: str | None, kind: str | None, expected: str) -> None:
+    got = attachment_filename(
+        name, part_index=4, kind=kind, detected_type=kind, declared_type="application/x-y"
+    )
+    assert got == expected
+    assert len(got) <= MAX_FILENAME_CHARS
+
+
+def test_missing_names_take_the_detected_or_declared_type() -> None:
+    def name(detected: str | None, declared: str) -> str:
+        return attachment_filename(
+            None, part_index=3, kind=None, detected_type=detected, declared_type=declared
+        )
+
+    assert name("gif", "image/gif") == "attachment-3.gif"
+    assert name(None, "text/plain") == "attachment-3.txt"
+    assert name(None, "text/calendar") == "attachment-3.ics"
+    assert name(None, "application/x-unknown") == "attachment-3"
+
+
+def test_long_header_values_are_bounded(jpeg: bytes) -> None:
+    msg = _msg(subject="S" * 5000)
+    msg.replace_header("From", '"' + "N" * 300 + '" <' + "a" * 400 + "@example.com>")
+    msg.add_attachment(jpeg, "image", "jpeg", filename="r.jpg", cid="<" + "c" * 2000 + ">")
+    email = _parse(msg)
+    assert len(email.subject) == MAX_SUBJECT_CHARS
+    assert len(email.sender) <= MAX_SENDER_CHARS and email.sender.startswith("aaa")
+    assert len(email.sender_name) == MAX_SENDER_NAME_CHARS
+    (att,) = email.attachments
+    assert att.content_id is not None and len(att.content_id) == MAX_CONTENT_ID_CHARS
+
+
+def test_long_message_ids_stay_distinct() -> None:
+    def message_id(mid: str) -> str:
+        return _parse(f"Message-ID: {mid}\r\n\r\nbody\r\n".encode()).message_id
+
+    a, b = message_id("<" + "a" * 2000 + "1@x>"), message_id("<" + "a" * 2000 + "2@x>")
+    assert a != b and len(a) <= MAX_MESSAGE_ID_CHARS and a == message_id("<" + "a" * 2000 + "1@x>")
+    assert message_id("<abc@example.com>") == "<abc@example.com>"
+    assert message_id("  <abc@\x00example.com>  ") == "<abc@example.com>"
+
+
+@pytest.mark.parametrize("raw", [b"", b"\r\n\r\n", b"\xff\xd8\xff\xe0 a JPEG, not an email"])
+def test_not_an_email(raw: bytes) -> None:
+    with pytest.raises(MailParseError) as caught:
+        _parse(raw)
+    assert caught.value.code == "not_an_email"
+    assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"From: a@",
+        b'From: "',
+        b"From: " + b"(" * 5000,
+        b"To: <<<<",
+        b"Message-ID: <",
+        b"Date: 99 Foo 99999 99:99:99 +9999",
+        b"Received: from x; 31 Feb 2024 25:61:00 +0000",
+        b"Subject: =?\x00?q?x?=",
+        b"Content-Type: text/plain; charset*=\x00''x",
+        b'Content-Type: text/plain; charset="\x00"',
+        b"Content-Disposition: inline; size*=\x00''1",
+        b"Content-Transfer-Encoding: \x00",
+    ],
+)
+def test_malformed_headers_never_raise(header: bytes) -> None:
+    email = _parse(header + b"\r\nSubject: ok\r\n\r\nPolicy No: POL-12345\r\n")
+    assert email.body_text == "Policy No: POL-12345"
+
+
+def test_salvaged_boundary_keeps_part_indexes_stable(jpeg: bytes) -> None:
+    b64 = base64.encodebytes(jpeg).decode()
+    raw = _raw_email(
+        "From: a@example.com\r\nSubject: x",
+        [('Content-Type: image/jpeg; name="r.jpg"\r\nContent-Transfer-Encoding: base64', b64)],
+    ).replace(b'boundary="B"', b"charset=us-ascii")
+    a, b = _parse(raw), _parse(raw)
+    assert [(x.part_index, x.filename, x.kind) for x in a.attachments] == [(2, "r.jpg", "jpeg")]
+    assert [x.part_index for x in b.attachments] == [2]
+    assert a.problems == (MailProblem.SALVAGED_STRUCTURE,)
+
+
+def test_unsplittable_multipart_is_reported_not_dropped() -> None:
+    raw = b"Subject: x\r\nContent-Type: multipart/mixed\r\n\r\njust text, no parts at all\r\n"
+    email = _parse(raw)
+    (att,) = email.attachments
+    assert att.skip_reason == SkipReason.UNREADABLE_PART
+    assert att.declared_type == "multipart/mixed"
+    assert att.data == b"just text, no parts at all\r\n"
+    assert email.problems == (MailProblem.UNREADABLE_STRUCTURE,)
+
+
+def test_empty_multipart_is_not_an_attachment() -> None:
+    email = _parse(b"Subject: x\r\nContent-Type: multipart/mixed\r\n\r\n")
+    assert email.attachments == [] and email.problems == ()
+
+
+def test_signature_dashes_are_not_taken_for_a_boundary() -> None:
+    raw = b"Subject: x\r\nContent-Type: multipart/mixed\r\n\r\nHi\r\n-- \r\nAli\r\n-- \r\nAli\r\n"
+    assert _parse(raw).problems == (MailProblem.UNREADABLE_STRUCTURE,)
+
+
+def test_parse_error_is_exported_with_stable_codes() -> None:
+    err = MailParseError("not_an_email", "The input has no email headers.")
+    assert isinstance(err, ValueError)
+    assert (err.code, err.message, str(err)) == (
+        "not_an_email",
+        "The input has no email headers.",
+        "The input has no email headers.",
+    )
+
+
+@pytest.mark.parametrize("junk", [b"\r\n", b"\xef\xbb\xbf", b"\n\n", b"garbage line\r\n"])
+def test_junk_before_the_headers_is_skipped(junk: bytes) -> None:
+    email = _parse(junk + b"Subject: Claim\r\nFrom: a@example.com\r\n\r\nPolicy No: POL-12345\r\n")
+    assert (email.subject, email.body_text) == ("Claim", "Policy No: POL-12345")
+    assert email.problems == (MailProblem.SALVAGED_STRUCTURE,)
