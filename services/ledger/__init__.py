@@ -16,6 +16,7 @@ from services.ledger.errors import (
     StaleState,
 )
 from services.ledger.ledger import SORT_COLUMNS, Ledger, hash_sender
+from services.ledger.models import WHOLE_EMAIL_PART
 from services.ledger.states import END_STATES, RETRY_TARGET, TRANSITIONS, JobState, Route, can_move
 from services.ledger.views import (
     EmailView,
@@ -31,6 +32,7 @@ __all__ = [
     "RETRY_TARGET",
     "SORT_COLUMNS",
     "TRANSITIONS",
+    "WHOLE_EMAIL_PART",
     "EmailNotFound",
     "EmailView",
     "EventView",

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
+
+from services.private_files import PRIVATE_FILE, open_private
+
+log = logging.getLogger(__name__)
 
 #: Execution option that marks a connection as about to write (see ``_begin``).
 WRITE_OPTION = "ledger_write"
@@ -26,8 +32,12 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **kwargs)
 
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if (
+        parsed.database
+        and parsed.database != ":memory:"
+        and not parsed.database.startswith("file:")
+    ):
+        _private_sqlite_files(Path(parsed.database))
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -47,3 +57,22 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """Make the database file owner-only before SQLite opens it (it holds claim data).
+
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's mode, so a
+    0600 database (created here, or tightened if an older run left it 0644) keeps them
+    0600 whatever the umask; ones left over from before are tightened too.
+    """
+    os.close(open_private(path, os.O_RDWR))
+    for suffix in ("-wal", "-shm", "-journal"):
+        extra = path.with_name(path.name + suffix)
+        try:
+            if extra.stat().st_mode & 0o077:
+                os.chmod(extra, PRIVATE_FILE)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not make %s owner-only: %s", suffix, type(exc).__name__)

@@ -31,7 +31,15 @@ from services.ledger.errors import (
     JobNotFound,
     StaleState,
 )
-from services.ledger.models import NOT_ORIGINAL_STATES, Email, Job, JobEvent, utcnow
+from services.ledger.models import (
+    NOT_ORIGINAL_STATES,
+    WHOLE_EMAIL_PART,
+    Base,
+    Email,
+    Job,
+    JobEvent,
+    utcnow,
+)
 from services.ledger.states import RETRY_TARGET, JobState, Route, can_move
 from services.ledger.views import EmailView, JobPage, JobSummary, JobView, LedgerSummary
 
@@ -198,8 +206,14 @@ class Ledger:
     ) -> str:
         """Record an email once; the same ``(source, source_id)`` returns the existing id.
 
-        Only a hash of ``sender`` is kept.
+        Only a hash of ``sender`` is kept. Strings longer than their column are cut with a
+        marker (see :func:`fit`), the same on every database.
         """
+        source, source_id = fit(Email, "source", source), fit(Email, "source_id", source_id)
+        message_id = fit_optional(Email, "message_id", message_id)
+        policy_number = fit_optional(Email, "policy_number", policy_number)
+        member_id = fit_optional(Email, "member_id", member_id)
+        member_name = fit_optional(Email, "member_name", member_name)
 
         def work(session: Session) -> str:
             existing = session.scalar(
@@ -237,15 +251,20 @@ class Ledger:
         blob_key: str,
         skip_reason: str | None = None,
         *,
+        review_reason: str | None = None,
+        reason: str | None = None,
         actor: str = "poller",
     ) -> tuple[str, bool]:
         """Record one attachment as a job; returns ``(job_id, created)``.
 
-        Idempotent on ``(email_id, part_index)``. With ``skip_reason`` the job goes
-        straight to ``skipped``; when a live job (not duplicate, skipped or rejected)
-        already has the same ``sha256``, it goes to ``duplicate`` pointing at it.
-        Otherwise it is ``received``.
+        Idempotent on ``(email_id, part_index)``. With ``skip_reason`` (a code) the job
+        goes straight to ``skipped`` with that code; when a live job (not duplicate,
+        skipped or rejected) already has the same ``sha256``, it goes to ``duplicate``
+        pointing at it; with ``review_reason`` (a code) it goes to ``needs_review`` for a
+        person. ``reason`` is the sentence for people. Otherwise it is ``received``.
         """
+        filename = fit_optional(Job, "filename", filename)
+        content_type = fit_optional(Job, "content_type", content_type)
 
         def work(session: Session) -> tuple[str, bool]:
             existing = session.scalar(
@@ -270,12 +289,16 @@ class Ledger:
                         Job.sha256 == sha256, Job.state.not_in(NOT_ORIGINAL_STATES)
                     )
                 )
+            code: str | None
+            message: str | None
             if skip_reason is not None:
-                state, code, reason = S.SKIPPED, "skipped", skip_reason
+                state, code, message = S.SKIPPED, skip_reason, reason or skip_reason
             elif original is not None:
-                state, code, reason = S.DUPLICATE, "duplicate", f"same content as job {original}"
+                state, code, message = S.DUPLICATE, "duplicate", f"same content as job {original}"
+            elif review_reason is not None:
+                state, code, message = S.NEEDS_REVIEW, review_reason, reason or review_reason
             else:
-                state, code, reason = S.RECEIVED, None, None
+                state, code, message = S.RECEIVED, None, None
 
             now = utcnow()
             job = Job(
@@ -289,7 +312,10 @@ class Ledger:
                 blob_key=blob_key,
                 state=state,
                 reason_code=code,
-                reason=reason,
+                reason=message,
+                reasons=[{"code": code, "message": message}]
+                if state is S.NEEDS_REVIEW and code and message
+                else None,
                 retry_count=0,
                 duplicate_of=original,
                 created_at=now,
@@ -303,13 +329,21 @@ class Ledger:
             ]
             if state is not S.RECEIVED:
                 assert can_move(S.RECEIVED, state)
-                details = {"code": code, "message": reason, "duplicate_of": original}
+                details = {"code": code, "message": message, "duplicate_of": original}
                 trail.append((S.RECEIVED, state, details))
             session.add_all(
                 JobEvent(job_id=job.id, at=now, from_state=a, to_state=b, actor=actor, details=d)
                 for a, b, d in trail
             )
-            log.info("job %s recorded: %s, email %s part %d", job.id, state, email_id, part_index)
+            log.info(
+                "job recorded",
+                extra={
+                    "job_id": job.id,
+                    "state": str(state),
+                    "email_id": email_id,
+                    "part": part_index,
+                },
+            )
             return job.id, True
 
         return self._write_retrying_conflict(work)
@@ -623,14 +657,41 @@ class Ledger:
         return {state: found.get(state, 0) for state in JobState}
 
     def summary(self, since: datetime | None = None) -> LedgerSummary:
-        """Emails, attachments and jobs per state, all time or recorded since ``since``."""
+        """Emails, attachments and jobs per state, all time or recorded since ``since``.
+
+        ``by_state`` counts every job, those that stand for a whole email included;
+        ``attachments`` counts the jobs of attachments only.
+        """
         emails = select(func.count()).select_from(Email)
         jobs = select(Job.state, func.count()).group_by(Job.state)
+        parts = select(func.count()).select_from(Job).where(Job.part_index != WHOLE_EMAIL_PART)
         if since is not None:
             emails = emails.where(Email.created_at >= since)
             jobs = jobs.where(Job.created_at >= since)
+            parts = parts.where(Job.created_at >= since)
         with self._read() as session:
             n_emails = session.scalar(emails) or 0
+            n_parts = session.scalar(parts) or 0
             found = {state: n for state, n in session.execute(jobs).all()}
         by_state = {state: found.get(state, 0) for state in JobState}
-        return LedgerSummary(emails=n_emails, attachments=sum(by_state.values()), by_state=by_state)
+        return LedgerSummary(emails=n_emails, attachments=n_parts, by_state=by_state)
+
+
+#: Marks a value cut to fit its column.
+CUT_MARKER = "…"
+
+
+def fit(model: type[Base], column: str, value: str) -> str:
+    """``value`` cut to the length of ``model.column`` (ending in :data:`CUT_MARKER`).
+
+    The same value then fits on every database: SQLite would store it whole and
+    PostgreSQL refuse it, and one refused insert would stop a whole poll.
+    """
+    length = getattr(model.__table__.c[column].type, "length", None)
+    if length is None or len(value) <= length:
+        return value
+    return value[: length - len(CUT_MARKER)] + CUT_MARKER
+
+
+def fit_optional(model: type[Base], column: str, value: str | None) -> str | None:
+    return None if value is None else fit(model, column, value)

@@ -41,6 +41,10 @@ NAMING_CONVENTION = {
 
 #: States whose jobs do not count as the original of a sha256 (see ``uq_jobs_sha256_original``).
 NOT_ORIGINAL_STATES = (JobState.DUPLICATE, JobState.SKIPPED, JobState.REJECTED)
+#: ``Job.part_index`` of a job that stands for a whole email rather than one attachment
+#: (an email that could not be read, or that has no receipt attached): its bytes are the
+#: raw message, and it waits for a person.
+WHOLE_EMAIL_PART = -1
 _NOT_ORIGINAL_SQL = text("state NOT IN ('duplicate', 'skipped', 'rejected')")
 
 

@@ -35,7 +35,9 @@ S = JobState
 
 #: Allowed moves. ``failed`` is not an end: it is parked until retried or rejected.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    S.RECEIVED: frozenset({S.OCR_PENDING, S.DUPLICATE, S.SKIPPED, S.FAILED}),
+    # received -> needs_review: a person must look before any step (an email that cannot
+    # be read, an upload that failed, an email with no receipt attached).
+    S.RECEIVED: frozenset({S.OCR_PENDING, S.DUPLICATE, S.SKIPPED, S.NEEDS_REVIEW, S.FAILED}),
     # ocr_pending -> ocr_pending: a redelivered OCR task takes the job again.
     S.OCR_PENDING: frozenset({S.OCR_PENDING, S.EXTRACTED, S.FAILED}),
     # extracted is passed through inside save_extraction's transaction (no one ever

@@ -26,7 +26,11 @@ def _fail(lg: Ledger, job_id: str) -> None:
 
 
 # Edges taken when a job is recorded: the new job is settled at once.
-CREATED_AS = {(S.RECEIVED, S.DUPLICATE): "duplicate", (S.RECEIVED, S.SKIPPED): "skipped"}
+CREATED_AS = {
+    (S.RECEIVED, S.DUPLICATE): "duplicate",
+    (S.RECEIVED, S.SKIPPED): "skipped",
+    (S.RECEIVED, S.NEEDS_REVIEW): "review_on_arrival",
+}
 
 # (from, to) -> (where the job starts, the call that moves it).
 EDGES: dict[tuple[JobState, JobState], tuple[str, Action]] = {
@@ -137,8 +141,10 @@ def test_jobs_settled_when_recorded_have_a_full_trail(
 
 def _make(ledger: Ledger, where: str) -> str:
     if where in ("duplicate", "skipped"):
-        skip = "signature logo" if where == "skipped" else None
+        skip = "tiny_inline_image" if where == "skipped" else None
         return _same_bytes_as(ledger, new_job(ledger), skip_reason=skip)
+    if where == "review_on_arrival":  # e.g. an empty upload: a person asks for it again
+        return new_job(ledger, review_reason="empty_attachment")
     job_id = new_job(ledger)
     drive(ledger, job_id, where)
     return job_id

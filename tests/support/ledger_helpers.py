@@ -39,6 +39,7 @@ def new_job(
     part_index: int = 0,
     sha256: str | None = None,
     skip_reason: str | None = None,
+    review_reason: str | None = None,
 ) -> str:
     job_id, _ = ledger.record_attachment(
         email_id or new_email(ledger),
@@ -49,6 +50,7 @@ def new_job(
         sha256 or uuid.uuid4().hex * 2,
         f"blobs/{uuid.uuid4().hex}",
         skip_reason=skip_reason,
+        review_reason=review_reason,
     )
     return job_id
 
