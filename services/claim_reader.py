@@ -1,8 +1,12 @@
-"""Attachment bytes -> pages -> one batched OCR call -> claim fields, per document.
+"""Attachment bytes -> pages -> batched OCR calls -> claim fields, per document.
 
 Shared by ``claims-ocr extract`` and the OCR worker, so both read documents the same
-way. Pages of all documents in a call go to the engine together (one GPU batch), and a
-document that cannot be decoded gets its own clear reason without failing the others.
+way. Pages of all documents go to the engine together (one GPU batch) up to a pixel
+budget per call (``PageLimits.call_max_pixels``); past it the batch is read in several
+calls, in order, and only one call's pages are decoded at a time, so memory follows the
+budget rather than the batch. The engine reads each page on its own, so a document's
+fields are the same however its pages were grouped. A document that cannot be decoded
+gets its own clear reason without failing the others.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from datetime import date
 
 from services.extraction import FIELD_NAMES, ClaimExtraction, Reason, extract_claim
 from services.ocr.engine import OcrEngine
-from services.ocr.pages import PageError, PageLimits, load_pages
+from services.ocr.pages import PageError, PageLimits, PageSource, open_pages
+from services.ocr.result import PageText
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,24 @@ def unreadable(key: str, code: str, message: str) -> DocumentResult:
     return DocumentResult(key, extraction, 0, 0.0, error_code=code)
 
 
+def plan_calls(page_pixels: Sequence[Sequence[int]], budget: int) -> list[list[tuple[int, int]]]:
+    """Group ``(document, page)`` indexes, in order, into engine calls of at most ``budget``
+    pixels; a page over the budget on its own is read alone rather than refused."""
+    calls: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    used = 0
+    for doc, pages in enumerate(page_pixels):
+        for index, pixels in enumerate(pages):
+            if current and used + pixels > budget:
+                calls.append(current)
+                current, used = [], 0
+            current.append((doc, index))
+            used += pixels
+    if current:
+        calls.append(current)
+    return calls
+
+
 def read_documents(
     engine: OcrEngine,
     documents: Sequence[tuple[str, bytes]],
@@ -51,28 +74,78 @@ def read_documents(
     threshold: float,
     today: date | None = None,
 ) -> list[DocumentResult]:
-    """Read ``(key, bytes)`` documents with one engine call over all their pages."""
+    """Read ``(key, bytes)`` documents in as few engine calls as the call budget allows."""
     today = today or date.today()
-    decoded: list[tuple[str, list]] = []
-    failed: dict[str, DocumentResult] = {}
-    for key, data in documents:
-        try:
-            decoded.append((key, load_pages(data, limits)))
-        except PageError as exc:
-            log.info("document %s not decodable: %s", key, exc.code)
-            failed[key] = unreadable(key, exc.code, exc.message)
-    all_pages = [page for _, pages in decoded for page in pages]
-    started = time.perf_counter()
-    texts = engine.read(all_pages) if all_pages else []
-    per_page = (time.perf_counter() - started) / max(1, len(all_pages))
-    results: dict[str, DocumentResult] = dict(failed)
-    cursor = 0
-    for key, pages in decoded:
-        page_texts = texts[cursor : cursor + len(pages)]
-        cursor += len(pages)
-        extraction = extract_claim(page_texts, today=today, threshold=threshold)
-        results[key] = DocumentResult(key, extraction, len(pages), per_page * len(pages))
+    results: dict[str, DocumentResult] = {}
+    opened: list[tuple[str, PageSource]] = []
+    try:
+        for key, data in documents:
+            try:
+                opened.append((key, open_pages(data, limits)))
+            except PageError as exc:
+                log.info("document %s not decodable: %s", key, exc.code)
+                results[key] = unreadable(key, exc.code, exc.message)
+        texts: list[list[PageText]] = [[] for _ in opened]
+        seconds = [0.0] * len(opened)
+        broken: dict[int, PageError] = {}
+        calls = plan_calls([source.page_pixels for _, source in opened], limits.call_max_pixels)
+        if len(calls) > 1:
+            log.info("%d pages read in %d engine calls", sum(map(len, calls)), len(calls))
+        for call in calls:
+            _read_call(engine, call, opened, texts, seconds, broken)
+    finally:
+        for _, source in opened:
+            source.close()
+    for doc, (key, source) in enumerate(opened):
+        error = broken.get(doc)
+        if error is not None:
+            log.info("document %s not decodable: %s", key, error.code)
+            results[key] = unreadable(key, error.code, error.message)
+            continue
+        extraction = extract_claim(texts[doc], today=today, threshold=threshold)
+        results[key] = DocumentResult(key, extraction, len(source), seconds[doc])
     return [results[key] for key, _ in documents]
+
+
+def _read_call(
+    engine: OcrEngine,
+    call: Sequence[tuple[int, int]],
+    opened: Sequence[tuple[str, PageSource]],
+    texts: list[list[PageText]],
+    seconds: list[float],
+    broken: dict[int, PageError],
+) -> None:
+    """Decode one call's pages, read them, and let them go: only their text is kept.
+
+    A page that fails to decode fails its document (as reading it alone would); the
+    document's other pages are then left out of this and later calls.
+    """
+    pages = []
+    owners = []
+    for doc, index in call:
+        if doc in broken:
+            continue
+        source = opened[doc][1]
+        try:
+            pages.append(source.page(index))
+        except PageError as exc:
+            broken[doc] = exc
+            continue
+        owners.append(doc)
+        if index == len(source) - 1:
+            source.close()  # its last page: release the parsed document now
+    keep = [i for i, doc in enumerate(owners) if doc not in broken]
+    pages = [pages[i] for i in keep]
+    owners = [owners[i] for i in keep]
+    if not pages:
+        return
+    started = time.perf_counter()
+    read = engine.read(pages)
+    per_page = (time.perf_counter() - started) / len(pages)
+    del pages
+    for doc, page_text in zip(owners, read, strict=True):
+        texts[doc].append(page_text)
+        seconds[doc] += per_page
 
 
 def result_record(result: DocumentResult) -> dict:
