@@ -2,7 +2,8 @@
 
 Routing is deliberately conservative: a wrong claim submitted with confidence costs far
 more than a correct one sent to a person, so anything short of a confident total AND a
-confident, plausible service date goes to review with the reasons spelled out.
+confident, plausible service date (and, where one is printed, a confidently read invoice
+number) goes to review with the reasons spelled out.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
-from services.extraction.invoice import extract_invoice_number
+from services.extraction.invoice import InvoiceResult, extract_invoice_number
 from services.extraction.layout import Row, build_rows
 from services.extraction.money import format_amount
 from services.extraction.provider import extract_provider
@@ -65,7 +66,13 @@ def extract_claim(
         "currency": currency_conf,
     }
     reasons = _total_reasons(total, threshold) + _date_reasons(when, threshold)
-    confidence = round(min(total.confidence, when.confidence), 4)
+    reasons += _invoice_reasons(invoice, threshold)
+    # NCB files the claim under the invoice number, so a read one counts like the total
+    # and date; a missing one is a claim rule (services.recognition), not a confidence.
+    confidence = min(total.confidence, when.confidence)
+    if invoice.value is not None:
+        confidence = min(confidence, invoice.confidence)
+    confidence = round(confidence, 4)
     route = "submit" if not reasons and confidence >= threshold else "review"
     return ClaimExtraction(fields, field_confidence, confidence, route, reasons)
 
@@ -111,6 +118,24 @@ def _date_reasons(when: DateResult, threshold: float) -> list[Reason]:
     if when.confidence < threshold:
         reasons.append(Reason("low_confidence_date", "The service date was not read confidently."))
     return reasons
+
+
+def _invoice_reasons(invoice: InvoiceResult, threshold: float) -> list[Reason]:
+    if invoice.value is None or invoice.confidence >= threshold:
+        return []
+    if invoice.corrected:
+        message = (
+            f"The invoice number was read as {invoice.as_read} and corrected to "
+            f"{invoice.value}, but not confidently; check it against the receipt."
+        )
+    elif invoice.ambiguous:
+        message = (
+            f"The invoice number {invoice.value} mixes letters and digits that look alike "
+            "and was not read confidently; check it against the receipt."
+        )
+    else:
+        message = "The invoice number was not read confidently."
+    return [Reason("low_confidence_invoice_number", message)]
 
 
 def _currency(rows: Sequence[Row]) -> tuple[str, float]:

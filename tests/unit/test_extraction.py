@@ -27,6 +27,7 @@ class Seg:
     weak: str = ""  # substring whose characters get `weak_conf`
     weak_conf: float = 0.3
     dy: float = 0.0  # vertical offset from the row (skewed photos, split boxes)
+    weak_from: int = 0  # look for `weak` from this offset ("O" of "NO: 1O0", not of "NO")
 
 
 Row = str | Seg | Sequence[Seg]
@@ -35,7 +36,7 @@ Row = str | Seg | Sequence[Seg]
 def _line(seg: Seg, y: float) -> TextLine:
     confs = [0.995] * len(seg.text)
     if seg.weak:
-        start = seg.text.index(seg.weak)
+        start = seg.text.index(seg.weak, seg.weak_from)
         for i in range(start, start + len(seg.weak)):
             confs[i] = seg.weak_conf
     x0, x1 = seg.x, seg.x + CHAR_WIDTH * len(seg.text)
@@ -120,6 +121,7 @@ def test_clean_receipt_is_submitted_with_all_fields() -> None:
         "currency": "MYR",
     }
     assert result.confidence >= 0.9
+    assert result.field_confidence["invoice_number"] >= 0.9
     assert set(result.field_confidence) == set(result.fields)
     assert all(0.0 <= c <= 1.0 for c in result.field_confidence.values())
 
@@ -330,3 +332,44 @@ def test_malay_receipt_header_names_the_provider_and_invoice() -> None:
     assert result.fields["provider_name"] == "PUSAT PERUBATAN AR-RAHMAN"
     assert result.fields["invoice_number"] == "INV-2021-99261"
     assert result.fields["service_date"] == "2021-01-24"
+
+
+def _with_invoice_row(row: Row) -> list[Row]:
+    return [*HEADER[:8], row, *HEADER[9:]]
+
+
+def test_invoice_number_read_with_letter_o_for_zero_goes_to_review() -> None:
+    # The issue: "1O0234" with an unsure O (0.6) was auto-submitted at 0.97.
+    header = _with_invoice_row(Seg(20, "INV NO: 1O0234", weak="O", weak_conf=0.6, weak_from=8))
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+
+    assert result.fields["invoice_number"] == "100234"
+    assert result.route == "review"
+    assert codes(result) == {"low_confidence_invoice_number"}
+    (reason,) = result.reasons
+    assert "1O0234" in reason.message and "100234" in reason.message
+    assert result.field_confidence["invoice_number"] < 0.8
+    assert result.confidence < 0.9  # the claim's confidence says why it waits
+    assert result.fields["total_amount"] == "50.00"  # the rest of the claim is untouched
+
+
+def test_clearly_printed_look_alike_in_a_digit_run_is_corrected_and_submitted() -> None:
+    header = _with_invoice_row(Seg(20, "INV NO: 1O0234", weak="O", weak_conf=0.99, weak_from=8))
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+    assert result.fields["invoice_number"] == "100234"
+    assert result.route == "submit", result.reasons
+
+
+def test_unsure_digits_of_a_clean_invoice_number_go_to_review() -> None:
+    header = _with_invoice_row(Seg(20, "Invoice No: INV-20180012", weak="0012", weak_conf=0.5))
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+    assert result.fields["invoice_number"] == "INV-20180012"
+    assert result.route == "review"
+    assert "low_confidence_invoice_number" in codes(result)
+
+
+def test_an_unsure_invoice_number_does_not_hide_the_other_reasons() -> None:
+    header = _with_invoice_row(Seg(20, "INV NO: 1O0234", weak="O", weak_conf=0.6, weak_from=8))
+    tail = [amount_row("TOTAL", "50.00", weak="50", weak_conf=0.4)]
+    result = extract_claim([receipt(*tail, header=header)], today=TODAY)
+    assert {"low_confidence_total", "low_confidence_invoice_number"} <= codes(result)
