@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from services.private_files import private_dirs
+
 
 class BlobStore(Protocol):
     def put(self, data: bytes) -> str: ...
@@ -20,7 +22,10 @@ class BlobStore(Protocol):
 
 
 class LocalBlobStore:
-    """Content-addressed files ``ab/cd/<sha256>``; writes are atomic (temp file + rename)."""
+    """Content-addressed files ``ab/cd/<sha256>``; writes are atomic (temp file + rename).
+
+    Folders it creates are 0700 and files 0600 (attachments are claim data).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -35,9 +40,10 @@ class LocalBlobStore:
         path = self._path(key)
         if path.exists():
             return key
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
         try:
+            os.fchmod(fd, 0o600)  # mkstemp's 0600 is masked by the umask; make it exact
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()

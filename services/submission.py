@@ -15,13 +15,22 @@ from enum import StrEnum
 from services.blobs import BlobStore
 from services.ledger import JobState, Ledger
 from services.logs import bind_contextvars, get_logger
-from services.ncb import ClaimRejected, ClaimSubmission, NcbAuthError, NcbClient, NcbUnavailable
+from services.ncb import (
+    CircuitBreaker,
+    ClaimRejected,
+    ClaimSubmission,
+    NcbAuthError,
+    NcbClient,
+    NcbUnavailable,
+)
 from services.recognition import policy_number
 from services.records import Archive, AuditLog, AuditRow
 
 log = get_logger(__name__)
 
 ACTOR = "submitter"
+#: Default cap on a pause NCB's Retry-After may impose (``NCB_MAX_HOLD_S``).
+MAX_HOLD_S = 3600.0
 
 
 class Outcome(StrEnum):
@@ -68,9 +77,38 @@ def build_claim(ledger: Ledger, job_id: str, *, member_id_as_policy: bool) -> Cl
     )
 
 
+def hold_submissions(breaker: CircuitBreaker, asked_s: float, *, max_hold_s: float) -> float:
+    """Pause every worker's NCB calls for the wait NCB asked for, up to ``max_hold_s``.
+
+    The breaker is shared through Redis, so the pause holds for all workers and the
+    sweep (which re-sends nothing while it is open). A request longer than the cap is
+    cut and logged as an error: that line is the alert. Returns the seconds held.
+    """
+    held = min(asked_s, max_hold_s)
+    if asked_s > max_hold_s:
+        log.error(
+            "NCB asked for a pause longer than NCB_MAX_HOLD_S; holding for the cap",
+            asked_s=round(asked_s, 1),
+            max_hold_s=max_hold_s,
+        )
+    if held > 0:
+        breaker.hold(held)
+    return held
+
+
 def submit_job(
-    job_id: str, *, ledger: Ledger, ncb: NcbClient, member_id_as_policy: bool = False
+    job_id: str,
+    *,
+    ledger: Ledger,
+    ncb: NcbClient,
+    member_id_as_policy: bool = False,
+    max_hold_s: float = MAX_HOLD_S,
 ) -> SubmissionOutcome:
+    """Send one ready claim to NCB and record the decision.
+
+    When NCB asks to wait (``Retry-After``), every submission is paused through the
+    client's shared breaker (see :func:`hold_submissions`), not only this claim.
+    """
     if not ledger.begin_submit(job_id, actor=ACTOR):
         return SubmissionOutcome(Outcome.NOT_READY)
     try:
@@ -98,6 +136,16 @@ def submit_job(
         log.error("NCB refused our credentials: submissions stop", status=exc.status_code)
         return SubmissionOutcome(Outcome.AUTH_FAILED)
     except NcbUnavailable as exc:
+        if exc.ncb_asked:
+            held = hold_submissions(ncb.breaker, exc.retry_after_s, max_hold_s=max_hold_s)
+            log.info("NCB asked to wait: claim deferred", retry_after_s=exc.retry_after_s)
+            ledger.submit_deferred(
+                job_id,
+                f"NCB asked to wait {exc.retry_after_s:.0f}s ({exc.reason}); "
+                f"all submissions held for {held:.0f}s.",
+                code="ncb_retry_after",
+            )
+            return SubmissionOutcome(Outcome.DEFERRED, held)
         log.info("NCB unavailable: claim deferred", retry_after_s=exc.retry_after_s)
         ledger.submit_deferred(job_id, f"NCB unavailable: {exc.reason}")
         return SubmissionOutcome(Outcome.DEFERRED, exc.retry_after_s)

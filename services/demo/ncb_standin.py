@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -37,6 +38,7 @@ from pydantic import BaseModel, Field
 
 from services.config import STANDIN_NCB_API_KEY
 from services.ncb.contract import NcbContract
+from services.private_files import open_private
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,9 @@ class StandinState:
             }
             self._remember(claim)
             if self.record_path is not None:
-                with self.record_path.open("a", encoding="utf-8") as fh:
+                # Owner-only: the record holds the claims' policy numbers and amounts.
+                fd = open_private(self.record_path, os.O_WRONLY | os.O_APPEND)
+                with os.fdopen(fd, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(claim) + "\n")
             return 201, reference
 

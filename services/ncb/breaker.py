@@ -215,7 +215,15 @@ class CircuitBreaker:
 
     def hold(self, seconds: float) -> None:
         """Open the circuit for ``seconds`` whatever the failure count (NCB refused our
-        credentials, or asked everyone to wait): every worker stops calling until then."""
+        credentials, or asked everyone to wait): every worker stops calling until then.
+
+        Never shortens a longer hold already in place: an earlier ``Retry-After`` (or
+        auth pause) still stands when a later, shorter one arrives.
+        """
+        remaining = self.store.open_remaining(self.name)
+        if remaining >= seconds:
+            log.info("circuit %s already held for %.1fs", self.name, remaining)
+            return
         log.warning("circuit %s held open for %.1fs", self.name, seconds)
         self.store.open(self.name, seconds)
 

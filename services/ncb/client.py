@@ -38,12 +38,18 @@ USER_AGENT = "claims-ocr/0.1"
 
 
 class _Transient(Exception):
-    """One attempt failed in a way that a later attempt may not (internal)."""
+    """One attempt failed in a way that a later attempt may not (internal).
 
-    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+    ``ncb_asked``: ``retry_after_s`` came from NCB's ``Retry-After`` header.
+    """
+
+    def __init__(
+        self, reason: str, retry_after_s: float | None = None, *, ncb_asked: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
+        self.ncb_asked = ncb_asked
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -140,7 +146,9 @@ class NcbClient:
 
         Returns on 201/200/409 (NCB holds the claim). Raises :class:`ClaimRejected`
         (permanent, review), :class:`NcbAuthError` (stop, alert) or
-        :class:`NcbUnavailable` (requeue after ``retry_after_s``).
+        :class:`NcbUnavailable` (requeue after ``retry_after_s``). A ``Retry-After`` up to
+        ``max_retry_after_s`` is slept here; a longer one is returned at once (with
+        ``ncb_asked``) so the caller can pause every worker instead of holding this one.
         """
         if not job_id:
             raise ValueError("job_id (the Idempotency-Key) must not be empty")
@@ -196,21 +204,35 @@ class NcbClient:
         if status >= 500:
             self.breaker.record_failure()
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise _Transient(f"HTTP {status}", retry_after)
+            if retry_after is not None:
+                self._check_inline_wait(job_id, status, retry_after)
+            raise _Transient(f"HTTP {status}", retry_after, ncb_asked=retry_after is not None)
         if status == 429:
             # Rate limiting says NCB is alive: neither a failure nor a success.
             if is_probe:
                 self.breaker.record_success()
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is None:
-                retry_after = self.base_delay_s
-            if retry_after > self.max_retry_after_s:
-                # Too long to hold a worker: give the wait to the queue instead.
-                raise NcbUnavailable(retry_after, "rate limited")
-            raise _Transient("HTTP 429", retry_after)
+                raise _Transient("HTTP 429", self.base_delay_s)
+            self._check_inline_wait(job_id, status, retry_after)
+            raise _Transient("HTTP 429", retry_after, ncb_asked=True)
 
         self.breaker.record_success()
         return self._decide(response, request_id, attempt)
+
+    def _check_inline_wait(self, job_id: str, status: int, retry_after: float) -> None:
+        """Too long to hold a worker asleep: hand NCB's wait to the caller instead."""
+        if retry_after <= self.max_retry_after_s:
+            return
+        log.warning(
+            "ncb asked to wait longer than a worker sleeps job=%s status=%d retry_after_s=%.1f",
+            job_id,
+            status,
+            retry_after,
+            extra={"job_id": job_id, "status": status},
+        )
+        reason = "rate limited" if status == 429 else f"HTTP {status}"
+        raise NcbUnavailable(retry_after, reason, ncb_asked=True)
 
     def _decide(self, response: httpx.Response, request_id: str, attempt: int) -> SubmitResult:
         c = self.contract
@@ -246,6 +268,7 @@ class NcbClient:
     def _exhausted(self, job_id: str, last: BaseException | None) -> NcbUnavailable:
         reason = last.reason if isinstance(last, _Transient) else "unknown"
         hint = last.retry_after_s if isinstance(last, _Transient) else None
+        ncb_asked = isinstance(last, _Transient) and last.ncb_asked
         remaining = self.breaker.store.open_remaining(self.breaker.name)
         retry_after = max(hint or 0.0, remaining) or self.requeue_after_s
         log.warning(
@@ -256,7 +279,9 @@ class NcbClient:
             retry_after,
             extra={"job_id": job_id},
         )
-        return NcbUnavailable(retry_after, f"{reason} after {self.max_attempts} attempts")
+        return NcbUnavailable(
+            retry_after, f"{reason} after {self.max_attempts} attempts", ncb_asked=ncb_asked
+        )
 
     @staticmethod
     def _log_sleep(job_id: str) -> Any:

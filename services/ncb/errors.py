@@ -48,11 +48,14 @@ class NcbAuthError(NcbError):
 class NcbUnavailable(NcbError):
     """NCB is down, slow, rate-limiting or the circuit is open: try again later.
 
-    ``retry_after_s`` is the earliest moment a new try makes sense (a Celery
-    ``countdown``); the claim stays queued meanwhile.
+    ``retry_after_s`` is the earliest moment a new try makes sense; the claim stays
+    queued meanwhile. ``ncb_asked`` is True when that wait is NCB's own (a
+    ``Retry-After`` header on 429/5xx): NCB asked every client to pause, so the caller
+    must hold all submissions, not only this claim, until then.
     """
 
-    def __init__(self, retry_after_s: float, reason: str = "") -> None:
+    def __init__(self, retry_after_s: float, reason: str = "", *, ncb_asked: bool = False) -> None:
         super().__init__(f"NCB unavailable ({reason}); retry after {retry_after_s:.1f}s")
         self.retry_after_s = retry_after_s
         self.reason = reason
+        self.ncb_asked = ncb_asked

@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from services.private_files import PRIVATE_FILE, private_dirs
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_NAME = 120
@@ -62,7 +64,8 @@ class LocalArchive:
     The day is ``received_at``'s own calendar date, so callers must pass the
     stored receipt time (not "now") for a retry to land on the same path. A small
     index (``root/.index/<job_id>``) answers :meth:`find` exactly: a glob on
-    ``<job_id>-*`` could not tell job ``a`` from job ``a-b``.
+    ``<job_id>-*`` could not tell job ``a`` from job ``a-b``. Folders it creates are
+    0700 and files 0600: originals are claim data.
     """
 
     def __init__(self, root: Path | str) -> None:
@@ -80,14 +83,14 @@ class LocalArchive:
             self._check_same(target, data)
             self._index(job_id, target)
             return str(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(target.parent)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o640)
+            os.chmod(tmp, PRIVATE_FILE)
             try:
                 # link() fails if the target exists: first writer wins, no clobbering.
                 os.link(tmp, target)
@@ -113,8 +116,9 @@ class LocalArchive:
     def _index(self, job_id: str, target: Path) -> None:
         """Record where a job's file is; atomic replace, so readers see old or new."""
         index = self.root / ".index"
-        index.mkdir(parents=True, exist_ok=True)
+        private_dirs(index)
         fd, tmp = tempfile.mkstemp(dir=index, prefix=".tmp-")
+        os.fchmod(fd, PRIVATE_FILE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(str(target.relative_to(self.root)))
         os.replace(tmp, index / job_id)

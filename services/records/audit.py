@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
+from services.private_files import open_private
+
 #: Column headers, in order (also the Sheets header row).
 COLUMNS: tuple[str, ...] = (
     "job_id",
@@ -131,7 +133,8 @@ class CsvAuditLog:
 
     Every append holds an exclusive ``fcntl`` lock on the file while it reads the
     rows added since its last look (to learn their job ids) and writes its own, so
-    two workers finishing the same job cannot both add a row.
+    two workers finishing the same job cannot both add a row. The file is 0600 and the
+    folders it creates 0700: rows carry policy numbers and amounts.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -141,8 +144,7 @@ class CsvAuditLog:
         self._inode: int | None = None
 
     def append(self, row: AuditRow) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
         with os.fdopen(fd, "r+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:

@@ -25,7 +25,7 @@ def test_layout_and_content(tmp_path: Path):
 
     assert location == str(tmp_path / "2024" / "12" / "18" / "job-1-receipt_001.jpg")
     assert Path(location).read_bytes() == b"\xff\xd8jpeg"
-    assert Path(location).stat().st_mode & 0o777 == 0o640
+    assert Path(location).stat().st_mode & 0o777 == 0o600  # claim data: owner-only
     leftovers = [p.name for p in Path(location).parent.iterdir()]
     assert leftovers == ["job-1-receipt_001.jpg"]  # no temp files
 
