@@ -16,10 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -72,20 +74,78 @@ def demo_broker(settings: Settings) -> str:
     return f"sqla+sqlite:///{path}"
 
 
-class WorkerProcesses:
-    """Celery worker (and beat) processes started with a given environment."""
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How a child that died is brought back, and when to stop trying.
 
-    def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
+    A child that dies is restarted after ``first_delay_s``, doubling with each death in a
+    row up to ``max_delay_s``. A death after ``stable_after_s`` of uptime starts the count
+    again. ``give_up_after`` deaths in a row, each before ``stable_after_s``, mean it cannot
+    run here (a broken install, a wrong setting): the run gives up rather than spin.
+    """
+
+    first_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    stable_after_s: float = 60.0
+    give_up_after: int = 10
+
+    def delay(self, deaths_in_a_row: int) -> float:
+        return min(self.max_delay_s, self.first_delay_s * 2 ** max(0, deaths_in_a_row - 1))
+
+
+class GaveUp(Exception):
+    """A child kept dying soon after each start; ``name`` says which."""
+
+    def __init__(self, name: str, deaths: int) -> None:
+        super().__init__(f"{name} died {deaths} times in a row soon after starting")
+        self.name = name
+        self.deaths = deaths
+
+
+@dataclass
+class _Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    started: float
+    restarts: int = 0
+    deaths_in_a_row: int = 0
+    #: When a dead child is due to start again (``None`` while it runs).
+    restart_at: float | None = None
+
+
+def exit_reason(returncode: int) -> str:
+    """``exit 3`` or ``SIGKILL``: how a child ended, for the log."""
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit {returncode}"
+
+
+class WorkerProcesses:
+    """Celery worker (and beat) processes, kept running until :meth:`stop`.
+
+    :meth:`supervise` (called by the run's loop about once a second) restarts a child that
+    died, with the backoff of :class:`RestartPolicy`, and raises :class:`GaveUp` when one
+    keeps dying. Each child's output is appended to ``log_dir/NAME.log``.
+    """
+
+    def __init__(
+        self, env: Mapping[str, str], log_dir: Path, policy: RestartPolicy | None = None
+    ) -> None:
         self.env = dict(env)
         self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.policy = policy or RestartPolicy()
+        self.children: dict[str, _Child] = {}
 
     def start_worker(
         self, name: str, queues: str, concurrency: int, log_level: str
     ) -> subprocess.Popen[bytes]:
-        return self._start(
+        return self.start(
             name,
-            [
+            celery_argv(
                 "worker",
                 "-Q",
                 queues,
@@ -97,40 +157,145 @@ class WorkerProcesses:
                 "--without-mingle",
                 "-l",
                 log_level,
-            ],
+            ),
         )
 
     def start_beat(self, schedule_file: Path, log_level: str) -> subprocess.Popen[bytes]:
-        return self._start("beat", ["beat", "-s", str(schedule_file), "-l", log_level])
+        return self.start("beat", celery_argv("beat", "-s", str(schedule_file), "-l", log_level))
 
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.log_dir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "--quiet", "-A", "workers.worker", *args],
-            env={**self.env, "CLAIMS_OCR_PROCESS": name},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        out.close()
-        self.procs[name] = proc
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` as the child ``name`` and keep it running."""
+        proc = self._spawn(name, argv)
+        self.children[name] = _Child(name, argv, proc, started=time.monotonic())
         return proc
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Warm shutdown (SIGTERM: finish the current task), then kill what is left."""
-        for proc in self.procs.values():
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as out:
+            return subprocess.Popen(
+                argv,
+                env={**self.env, "CLAIMS_OCR_PROCESS": name},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def pid(self, name: str) -> int | None:
+        """The running child's pid (``None`` while it waits to be restarted)."""
+        child = self.children[name]
+        return child.proc.pid if child.restart_at is None else None
+
+    def supervise(self) -> None:
+        """Restart children that died (after their backoff); :class:`GaveUp` if one can't run."""
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.restart_at is None:
+                returncode = child.proc.poll()
+                if returncode is not None:
+                    self._schedule_restart(child, returncode, now)
+            elif now >= child.restart_at:
+                child.proc = self._spawn(child.name, child.argv)
+                child.started = time.monotonic()
+                child.restart_at = None
+                child.restarts += 1
+                log.warning(
+                    "child process restarted",
+                    child=child.name,
+                    pid=child.proc.pid,
+                    restarts=child.restarts,
+                )
+
+    def _schedule_restart(self, child: _Child, returncode: int, now: float) -> None:
+        uptime = now - child.started
+        if uptime >= self.policy.stable_after_s:
+            child.deaths_in_a_row = 0
+        child.deaths_in_a_row += 1
+        if child.deaths_in_a_row >= self.policy.give_up_after:
+            log.error(
+                "child process keeps dying; giving up",
+                child=child.name,
+                exit=exit_reason(returncode),
+                deaths_in_a_row=child.deaths_in_a_row,
+                restarts=child.restarts,
+                logs=str(self.log_dir / f"{child.name}.log"),
+            )
+            raise GaveUp(child.name, child.deaths_in_a_row)
+        delay = self.policy.delay(child.deaths_in_a_row)
+        child.restart_at = now + delay
+        log.error(
+            "child process died; restarting it",
+            child=child.name,
+            pid=child.proc.pid,
+            exit=exit_reason(returncode),
+            uptime_s=round(uptime, 1),
+            restarts=child.restarts,
+            deaths_in_a_row=child.deaths_in_a_row,
+            restart_in_s=delay,
+        )
+
+    def stop(self, timeout_s: float = 30.0, hurry: Callable[[], bool] = lambda: False) -> None:
+        """Warm shutdown (SIGTERM: finish the current task), then kill what is left.
+
+        ``hurry`` returning True (a second Ctrl-C) cuts the wait short.
+        """
+        procs = [c.proc for c in self.children.values() if c.restart_at is None]
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        for proc in self.procs.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            if hurry():
+                break
+            time.sleep(0.1)
+        for name, child in self.children.items():
+            if child.proc.poll() is None:
+                log.warning("child process did not stop in time; killing it", child=name)
+                child.proc.kill()
+            child.proc.wait()
+        self.children.clear()
 
-    def dead(self) -> list[str]:
-        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+def celery_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "--quiet", "-A", "workers.worker", *args]
+
+
+class StopRequest:
+    """SIGINT and SIGTERM ask the run to stop: the loops see it and shut down in order.
+
+    Both handlers are installed explicitly: a run started in the background from a script
+    inherits SIGINT as ignored, and would otherwise not stop on Ctrl-C or ``kill -INT``.
+    SIGHUP (the terminal closed) stops it too, unless it is ignored (``nohup``).
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        wanted = [signal.SIGINT, signal.SIGTERM]
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            wanted.append(signal.SIGHUP)
+        for sig in wanted:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.signals.append(signum)
+
+    def __bool__(self) -> bool:
+        return bool(self.signals)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signals[0]).name if self.signals else ""
+
+    def hurry(self) -> bool:
+        """A second request: stop waiting for tasks to finish."""
+        return len(self.signals) > 1
 
 
 def summary(ledger: Ledger, since: datetime) -> dict[str, int]:
@@ -151,6 +316,18 @@ def summary(ledger: Ledger, since: datetime) -> dict[str, int]:
 
 def run(settings: Settings, *, once: bool, timeout_s: float) -> int:
     """Start the pipeline; raises :class:`StartupRefused` before starting anything."""
+    # Owner-only files: the ledger, blobs, logs and archive hold claimants' data, and the
+    # children inherit the mask.
+    os.umask(0o077)
+    stop = StopRequest()
+    stop.install()
+    try:
+        return _run(settings, once=once, timeout_s=timeout_s, stop=stop)
+    finally:
+        stop.restore()
+
+
+def _run(settings: Settings, *, once: bool, timeout_s: float, stop: StopRequest) -> int:
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     broker = demo_broker(settings) if settings.demo else settings.celery_broker_url
@@ -194,36 +371,29 @@ def run(settings: Settings, *, once: bool, timeout_s: float) -> int:
             # notice that NCB came back or that a message went missing.
             overrides.setdefault("SWEEP_INTERVAL_S", os.environ.get("SWEEP_INTERVAL_S", "3"))
         workers = WorkerProcesses({**os.environ, **overrides}, settings.data_dir / "logs")
-        stack.callback(workers.stop)
+        stack.callback(workers.stop, hurry=stop.hurry)
         level = settings.log_level
         workers.start_worker("ocr", "ocr", concurrency=1, log_level=level)
         workers.start_worker("submit", "submit,poll", concurrency=2, log_level=level)
         workers.start_beat(settings.data_dir / "celerybeat-schedule", log_level=level)
         if not once:
-            log.info("claims-ocr running; Ctrl-C stops it", env=settings.env)
-            return _serve_forever(workers)
+            log.info("claims-ocr running; Ctrl-C or SIGTERM stops it", env=settings.env)
+            return _serve_forever(workers, stop)
         resources = Resources(settings.model_copy(update={"broker_url": broker}))
         stack.callback(resources.close)
         resources.dispatcher.poll()
-        return _run_once(settings, ledger, workers, started_at, clock, timeout_s)
+        return _run_once(settings, ledger, workers, stop, started_at, clock, timeout_s)
 
 
-def _serve_forever(workers: WorkerProcesses) -> int:
-    stop = {"now": False}
-
-    def _stop(*_: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
+def _serve_forever(workers: WorkerProcesses, stop: StopRequest) -> int:
+    """Keep the children running until a stop is asked for (0) or one cannot run (1)."""
     try:
-        while not stop["now"]:
-            dead = workers.dead()
-            if dead:
-                log.error("worker process exited", dead=dead)
-                return 1
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
+        while not stop:
+            workers.supervise()
+            time.sleep(0.5)
+    except GaveUp:
+        return 1
+    log.info("stopping on request", signal=stop.name)
     return 0
 
 
@@ -231,22 +401,33 @@ def _run_once(
     settings: Settings,
     ledger: Ledger,
     workers: WorkerProcesses,
+    stop: StopRequest,
     started_at: datetime,
     clock: float,
     timeout_s: float,
 ) -> int:
+    """Wait for the poll to record the emails, then for every job to come to rest.
+
+    A child that dies meanwhile is restarted (the ledger and the sweep carry its work
+    over). Exit status 0 means every job came to rest; a stop request or the timeout ends
+    the wait early, and the summary still says what is left in progress.
+    """
     deadline = time.monotonic() + timeout_s
-    settled = crashed = False
-    # Wait for the poll to record the emails, then for every job to come to rest.
-    while time.monotonic() < deadline and not settled:
-        time.sleep(1.0)
-        if workers.dead():
-            crashed = True
-            log.error("worker process exited", dead=workers.dead(), logs=str(workers.log_dir))
-            break
-        settled = not _pending_emails(settings) and summary(ledger, started_at)["in_progress"] == 0
-    if not settled and not crashed:
-        log.error("jobs still in progress at the timeout", timeout_s=timeout_s)
+    settled = False
+    try:
+        while time.monotonic() < deadline and not settled and not stop:
+            time.sleep(1.0)
+            workers.supervise()
+            settled = (
+                not _pending_emails(settings) and summary(ledger, started_at)["in_progress"] == 0
+            )
+    except GaveUp:
+        pass
+    else:
+        if stop and not settled:
+            log.warning("stopping on request before every job came to rest", signal=stop.name)
+        elif not settled:
+            log.error("jobs still in progress at the timeout", timeout_s=timeout_s)
     result: dict[str, float] = {**summary(ledger, started_at)}
     result["seconds"] = round(time.monotonic() - clock, 1)
     print(json.dumps(result), flush=True)
