@@ -48,14 +48,27 @@ class Settings(BaseSettings):
 
     # Limits on what one attachment may cost
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, alias="MAX_ATTACHMENT_BYTES")
+    # A whole raw email; bigger ones go to review unread, their bytes not kept.
+    max_email_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, alias="MAX_EMAIL_BYTES")
     max_pages: int = Field(default=20, ge=1, alias="MAX_PAGES")
     max_page_pixels: int = Field(default=40_000_000, alias="MAX_PAGE_PIXELS")
     pdf_dpi: int = Field(default=200, ge=72, le=600, alias="PDF_DPI")
+    # Memory budget. No page is rendered or decoded past MAX_PAGE_SIDE: detection shrinks
+    # pages to OCR_DET_MAX_SIDE anyway, but recognition reads lines cut from the page, so
+    # small print needs ~3x that; 4096 leaves A4/A3 at 200 DPI and 12 MP photos as they are.
+    max_page_side: int = Field(default=4096, ge=640, alias="MAX_PAGE_SIDE")
+    # All pages of one document as read (20 A4 pages at 200 DPI are 77 M); over: refused.
+    max_document_pixels: int = Field(default=200_000_000, ge=1, alias="MAX_DOCUMENT_PIXELS")
+    # Pages per engine call; a bigger batch is read in several calls (~3 bytes a pixel held).
+    ocr_call_max_pixels: int = Field(default=64_000_000, ge=1, alias="OCR_CALL_MAX_PIXELS")
 
     # Scheduling: how often beat polls the mailbox and sweeps the ledger for stalled work.
     poll_interval_s: float = Field(default=60.0, gt=0, alias="POLL_INTERVAL_S")
     sweep_interval_s: float = Field(default=30.0, gt=0, alias="SWEEP_INTERVAL_S")
     stale_after_s: float = Field(default=20 * 60.0, gt=0, alias="STALE_AFTER_S")
+    # A job left ``submitting`` this long lost its submitter (see ``submit_stale_after``);
+    # unset: a minute more than the NCB client's longest call, not the OCR step's time.
+    submit_stale_after_s: float | None = Field(default=None, gt=0, alias="SUBMIT_STALE_AFTER_S")
     max_ocr_attempts: int = Field(default=3, ge=1, alias="MAX_OCR_ATTEMPTS")
 
     # Mail source
@@ -76,7 +89,11 @@ class Settings(BaseSettings):
     ncb_retry_max_delay_s: float = Field(default=30.0, ge=0, alias="NCB_RETRY_MAX_DELAY_S")
     # After NCB refuses our credentials (401/403), hold all submissions this long.
     ncb_auth_pause_s: float = Field(default=300.0, gt=0, alias="NCB_AUTH_PAUSE_S")
+    # The longest Retry-After the client sleeps inline; a longer one pauses every worker.
     ncb_max_retry_after_s: float = Field(default=60.0, ge=0, alias="NCB_MAX_RETRY_AFTER_S")
+    # The longest pause NCB's Retry-After may impose on all submissions; a longer request
+    # is cut to this and logged as an error (alert on it).
+    ncb_max_hold_s: float = Field(default=3600.0, gt=0, alias="NCB_MAX_HOLD_S")
 
     # Audit log and archive (local implementations; Google ones come later)
     audit_log_path: Path | None = Field(default=None, alias="AUDIT_LOG_PATH")
@@ -104,6 +121,20 @@ class Settings(BaseSettings):
     @property
     def ledger_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+    @property
+    def submit_stale_after(self) -> float:
+        """Seconds after which a ``submitting`` job's submitter is presumed dead.
+
+        Default: the NCB client's longest call (every attempt timing out, each wait the
+        longest backoff or inline Retry-After) plus a minute, so a live call is never
+        taken over; 600 s with the default NCB settings.
+        """
+        if self.submit_stale_after_s is not None:
+            return self.submit_stale_after_s
+        longest_wait = max(self.ncb_retry_max_delay_s, self.ncb_max_retry_after_s)
+        attempts = self.ncb_max_attempts
+        return attempts * self.ncb_timeout_s + (attempts - 1) * longest_wait + 60.0
 
     @property
     def blob_path(self) -> Path:

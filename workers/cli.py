@@ -7,11 +7,15 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from services.config import Settings, get_settings
 from services.logs import configure_logging
+
+if TYPE_CHECKING:
+    from services.invariants import Verdict
 
 DOCUMENT_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".pdf"}
 
@@ -76,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
             "missing. --demo runs on the embedded defaults instead: the bundled sample inbox "
             "(copied into DATA_DIR/inbox on a first run), the NCB stand-in when "
             "NCB_API_BASE_URL is empty, and an embedded SQLite broker when Redis does not "
-            "answer. Worker logs go to DATA_DIR/logs."
+            "answer. Worker logs go to DATA_DIR/logs. A worker or beat that dies is restarted "
+            "with backoff (the run gives up, exit 1, after 10 quick deaths in a row). SIGINT "
+            "or SIGTERM stops the workers cleanly and exits 0 (--once: 1 if jobs are still in "
+            "progress)."
         ),
     )
     run.add_argument(
@@ -97,6 +104,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
+    check = commands.add_parser(
+        "check",
+        help="check the pipeline's invariants (read-only); exit 1 on any breach",
+        description=(
+            "Check, read-only, that every attachment that reached the mail source is in "
+            "exactly one state, no job sits in a working state past its deadline, every "
+            "email marked done has all its attachments recorded, each done job has one "
+            "audit row and one archived file, and (with --ncb-record) NCB holds each "
+            "submitted claim exactly once. Prints a verdict; exits 0 when every invariant "
+            "holds, 1 on any breach. Safe against production: it never migrates or writes."
+        ),
+    )
+    check.add_argument(
+        "--ncb-record",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the NCB stand-in's record of accepted claims (demo: DATA_DIR/ncb-standin.jsonl)",
+    )
+    check.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    check.set_defaults(handler=_check)
+
     from workers.review_cli import add_review_commands
 
     add_review_commands(commands)
@@ -116,6 +145,79 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Se
             print(f"  - {problem}", file=sys.stderr)
         print("Fix these settings, or try it with: claims-ocr run --demo", file=sys.stderr)
         return 2
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings) -> int:
+    from sqlalchemy.engine import make_url
+
+    from services.invariants import (
+        AuditRows,
+        Verdict,
+        check_invariants,
+        default_deadlines,
+        list_done_emails,
+    )
+    from services.ncb import BreakerState
+    from workers.wiring import Resources
+
+    ncb_claims = None
+    if args.ncb_record is not None:
+        if not args.ncb_record.is_file():
+            parser.error(f"no such NCB record file: {args.ncb_record}")
+        from services.demo.ncb_standin import read_records
+
+        ncb_claims = read_records(args.ncb_record)
+
+    url = make_url(settings.ledger_url)
+    database = url.database or ""
+    sqlite_file = url.get_backend_name() == "sqlite" and database != ":memory:"
+    if sqlite_file and not Path(database).is_file():  # opening it would create it
+        verdict = Verdict()
+        verdict.add("ledger_schema_missing", "The ledger database does not exist.")
+        return _print_verdict(verdict, as_json=args.json)
+
+    resources = Resources(settings)
+    try:
+        audit = resources.audit_log
+        if not isinstance(audit, AuditRows):
+            parser.error("the configured audit log cannot list its rows")
+        # Listed before the ledger is read: an email is recorded before it is marked done.
+        done_emails = list_done_emails(settings.maildir)
+        verdict = check_invariants(
+            resources.ledger,
+            audit=audit,
+            archive=resources.archive,
+            deadlines=default_deadlines(
+                settings.stale_after_s, settings.sweep_interval_s, settings.submit_stale_after
+            ),
+            done_emails=done_emails,
+            ncb_claims=ncb_claims,
+            ready_held=resources.breaker.state is BreakerState.OPEN,
+            max_email_bytes=settings.max_email_bytes,
+            max_attachment_bytes=settings.max_attachment_bytes,
+        )
+    finally:
+        resources.close()
+    return _print_verdict(verdict, as_json=args.json)
+
+
+def _print_verdict(verdict: Verdict, *, as_json: bool, shown_ids: int = 3) -> int:
+    """Codes, counts and a few ids per breach (never PHI); 0 when all holds, else 1."""
+    if as_json:
+        print(json.dumps(verdict.to_dict()))
+        return 0 if verdict.ok else 1
+    checked = ", ".join(f"{name} {n}" for name, n in verdict.checked.items())
+    if verdict.ok:
+        print(f"OK: every invariant holds ({checked or 'nothing to check'})")
+        return 0
+    print(f"BREACH: {len(verdict.breaches)} invariant(s) broken ({checked})")
+    for breach in verdict.breaches:
+        ids = ", ".join(breach.ids[:shown_ids])
+        more = f" (+{len(breach.ids) - shown_ids} more)" if len(breach.ids) > shown_ids else ""
+        print(
+            f"  {breach.code} {breach.count}: {breach.message}" + (f" [{ids}{more}]" if ids else "")
+        )
+    return 1
 
 
 def _iter_files(paths: Sequence[Path]) -> Iterator[Path]:

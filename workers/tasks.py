@@ -22,13 +22,21 @@ log = get_logger(__name__)
 @shared_task(name="claims.poll")
 def poll() -> dict[str, int]:
     r = process_resources()
-    report = ingest(r.mail_source, r.ledger, r.blobs)
+    report = ingest(
+        r.mail_source,
+        r.ledger,
+        r.blobs,
+        max_attachment_bytes=r.settings.max_attachment_bytes,
+        max_email_bytes=r.settings.max_email_bytes,
+    )
     r.dispatcher.ocr(report.new_jobs)
     log.info(
         "mailbox polled",
         emails=report.emails,
         attachments=report.attachments,
         new_jobs=len(report.new_jobs),
+        quarantined=report.quarantined,
+        left_for_next_poll=report.left_for_next_poll,
     )
     return {"emails": report.emails, "attachments": report.attachments}
 
@@ -80,6 +88,7 @@ def submit(job_id: str) -> str:
         ledger=r.ledger,
         ncb=r.ncb,
         member_id_as_policy=r.settings.ncb_member_id_as_policy,
+        max_hold_s=r.settings.ncb_max_hold_s,  # NCB's Retry-After pauses every worker
     )
     if result.outcome is Outcome.SUBMITTED:
         r.dispatcher.finalize(job_id)
@@ -105,6 +114,7 @@ def sweep() -> dict[str, int]:
     found = find_stalled(
         r.ledger,
         stale_after_s=s.stale_after_s,
+        submit_stale_after_s=s.submit_stale_after,
         retry_after_s=s.sweep_interval_s,
         submit_paused=r.breaker.state is BreakerState.OPEN,
     )

@@ -58,11 +58,15 @@ def build_ocr_engine(settings: Settings) -> OcrEngine:
 
 
 def page_limits(settings: Settings) -> PageLimits:
+    """What one attachment and one engine call may cost (pages, pixels, memory)."""
     return PageLimits(
         max_bytes=settings.max_attachment_bytes,
         max_pages=settings.max_pages,
         max_pixels=settings.max_page_pixels,
         pdf_dpi=settings.pdf_dpi,
+        max_side=settings.max_page_side,
+        max_document_pixels=settings.max_document_pixels,
+        call_max_pixels=settings.ocr_call_max_pixels,
     )
 
 
@@ -91,8 +95,7 @@ class Resources:
 
     @cached_property
     def mail_source(self) -> MailSource:
-        s = self.settings
-        return MaildirSource(s.maildir, max_attachment_bytes=s.max_attachment_bytes)
+        return MaildirSource(self.settings.maildir)
 
     @cached_property
     def breaker_redis(self) -> redis.Redis | None:

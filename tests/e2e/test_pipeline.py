@@ -24,6 +24,7 @@ import pytest
 from services.demo import SAMPLE_INBOX_DIR, SAMPLE_MANIFEST_PATH
 from services.demo.ncb_standin import StandinServer, read_records
 from services.ledger import JobState, Ledger
+from tests.support.processes import children
 
 pytestmark = pytest.mark.slow
 
@@ -141,6 +142,8 @@ def test_sample_inbox_end_to_end(tmp_path: Path, test_redis: str) -> None:
     assert summary["needs_review"] == len(review) > 0
     for job in review:
         assert job.reason_code and job.reasons
+    # The email with only a claim form and no receipt reaches a person too.
+    assert "no_claim_document" in {job.reason_code for job in review}
 
     # One audit row and one archived original per submitted job.
     with (data_dir / "audit.csv").open() as fh:
@@ -298,20 +301,8 @@ def test_claims_wait_while_ncb_is_down_and_drain_when_it_returns(
     assert summary["submitted"] == len(done) == 2
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
 def _ocr_worker_pid(run_pid: int) -> int | None:
-    for child in _children(run_pid):
+    for child in children(run_pid):
         try:
             cmd = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         except OSError:
@@ -331,7 +322,7 @@ def test_ocr_worker_killed_mid_batch_loses_nothing(tmp_path: Path, test_redis: s
 
         def kill_pool_child_during_ocr(ledger: Ledger) -> bool:
             worker = _ocr_worker_pid(proc.pid)
-            pool = _children(worker) if worker else []
+            pool = children(worker) if worker else []
             if not (pool and ledger.jobs_in([JobState.OCR_PENDING])):
                 return False
             os.kill(pool[0], signal.SIGKILL)
@@ -398,3 +389,24 @@ def test_ncb_refusing_our_credentials_stops_submissions(tmp_path: Path, test_red
     codes = [job.reason_code for job in held]
     # The first 401 says why; a claim that came later found submissions held (circuit open).
     assert "ncb_auth_failed" in codes and set(codes) <= {"ncb_auth_failed", "ncb_unavailable"}
+
+
+def test_a_poison_email_between_two_good_ones_blocks_nothing(
+    tmp_path: Path, test_redis: str
+) -> None:
+    """An email that breaks the parser sits between two good claims in the mailbox."""
+    data_dir = tmp_path / "data"
+    inbox = make_inbox(data_dir, CLEAN_EMAILS)
+    poison = inbox / "01b_poison.eml"
+    poison.write_bytes(b'From: "\r\nMessage-ID: <\r\nSubject: claim\r\n\r\nPolicy No: POL-1\r\n')
+    stamp = (inbox / CLEAN_EMAILS[0]).stat().st_mtime
+    os.utime(poison, (stamp, stamp))
+    summary = finish_run(start_run(run_env(data_dir, test_redis), tmp_path))
+
+    assert summary["emails"] == 3 and summary["in_progress"] == 0
+    ledger = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    done = check_exactly_once(ledger, read_records(data_dir / "ncb-standin.jsonl"))
+    assert summary["submitted"] == len(done) == 2
+    (item,) = ledger.list_jobs(states=[JobState.NEEDS_REVIEW]).items
+    assert item.reason_code and item.filename == "message.eml"
+    assert not list(inbox.glob("*.eml")), "an email was left in the mailbox"

@@ -16,7 +16,7 @@ from services.mail import MaildirSource
 from services.ocr.onnx_engine import OnnxOcrEngine
 from services.ocr.pages import PageLimits
 from services.recognition import recognise_jobs
-from tests.support.bad_files import bomb_png, encrypted_pdf
+from tests.support.bad_files import bomb_png, encrypted_pdf, huge_page_pdf
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +29,7 @@ def test_bad_attachments_get_reasons_and_the_good_one_is_read(
         ("broken.jpg", "image", "jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 40_000),
         ("locked.pdf", "application", "pdf", encrypted_pdf()),
         ("bomb.png", "image", "png", bomb_png()),
+        ("giant_pages.pdf", "application", "pdf", huge_page_pdf(pages=20)),
         ("actually_a_pdf.jpg", "image", "jpeg", images_to_pdf([receipt])),
         ("archive.zip", "application", "zip", b"PK\x03\x04" + b"\x00" * 2000),
     ]
@@ -56,17 +57,21 @@ def test_bad_attachments_get_reasons_and_the_good_one_is_read(
         max_attempts=3,
     )
     jobs = {job.filename: job for job in ledger.list_jobs(limit=100).items}
-    assert jobs.keys() == {name for name, *_ in parts}
+    # A claim document's stored name takes the extension of its real type.
+    assert jobs.keys() == {name for name, *_ in parts} - {"actually_a_pdf.jpg"} | {
+        "actually_a_pdf.pdf"
+    }
     expected = {
         "broken.jpg": (JobState.FAILED, "corrupt_image"),
         "locked.pdf": (JobState.FAILED, "encrypted_pdf"),
         "bomb.png": (JobState.FAILED, "too_many_pixels"),
-        "archive.zip": (JobState.SKIPPED, "skipped"),
+        "giant_pages.pdf": (JobState.FAILED, "document_too_large"),
+        "archive.zip": (JobState.SKIPPED, "not_a_claim_document"),
     }
     for name, (state, code) in expected.items():
         assert (jobs[name].state, jobs[name].reason_code) == (state, code), name
         assert jobs[name].reason
-    mislabelled = jobs["actually_a_pdf.jpg"]
+    mislabelled = jobs["actually_a_pdf.pdf"]
     assert mislabelled.content_type == "pdf"
     assert mislabelled.state in (JobState.READY, JobState.NEEDS_REVIEW)
     assert mislabelled.fields["total_amount"]
