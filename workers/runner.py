@@ -21,9 +21,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
+from sqlalchemy.exc import DBAPIError
 
 from services.config import Settings
 from services.demo import install_sample_inbox
@@ -34,6 +35,7 @@ from services.preflight import production_warnings, redact_url, startup_problems
 from workers.wiring import Resources
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 #: States in which a job still has work ahead of it without a person.
 WORKING_STATES = (
@@ -418,9 +420,7 @@ def _run_once(
         while time.monotonic() < deadline and not settled and not stop:
             time.sleep(1.0)
             workers.supervise()
-            settled = (
-                not _pending_emails(settings) and summary(ledger, started_at)["in_progress"] == 0
-            )
+            settled = _at_rest(settings, ledger, started_at)
     except GaveUp:
         pass
     else:
@@ -428,10 +428,34 @@ def _run_once(
             log.warning("stopping on request before every job came to rest", signal=stop.name)
         elif not settled:
             log.error("jobs still in progress at the timeout", timeout_s=timeout_s)
-    result: dict[str, float] = {**summary(ledger, started_at)}
+    result: dict[str, float] = {**_retrying(lambda: summary(ledger, started_at))}
     result["seconds"] = round(time.monotonic() - clock, 1)
     print(json.dumps(result), flush=True)
     return 0 if settled else 1
+
+
+def _at_rest(settings: Settings, ledger: Ledger, since: datetime) -> bool:
+    """True when the mailbox is drained and no job has work ahead of it.
+
+    A database that drops the connection (a restart, a failover) is a "not yet", not a
+    reason to stop the run: the workers reconnect on their own, and so does this check.
+    """
+    try:
+        return not _pending_emails(settings) and summary(ledger, since)["in_progress"] == 0
+    except DBAPIError as exc:
+        log.warning("ledger not reachable; checking again", error=type(exc).__name__)
+        return False
+
+
+def _retrying(read: Callable[[], T], attempts: int = 10) -> T:
+    """``read()``, tried again a second later while the database drops the connection."""
+    for _ in range(attempts - 1):
+        try:
+            return read()
+        except DBAPIError as exc:
+            log.warning("ledger not reachable; trying again", error=type(exc).__name__)
+            time.sleep(1.0)
+    return read()
 
 
 def _pending_emails(settings: Settings) -> bool:
