@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from services.blobs import BlobStore
-from services.ledger import WHOLE_EMAIL_PART, JobState, Ledger
+from services.ledger import WHOLE_EMAIL_PART, JobState, Ledger, is_unavailable
 from services.logs import bound_contextvars, get_logger
 from services.mail import (
     Attachment,
@@ -140,6 +140,13 @@ class _Intake:
         try:
             self.record(email)
         except Exception as exc:
+            if is_unavailable(exc):
+                # The ledger or the blob store is down or dropped the connection: nothing
+                # is wrong with the email. Leave it for the next poll, which records it
+                # idempotently.
+                log.error("ledger or blob store unavailable", error=type(exc).__name__)
+                self.report.left_for_next_poll += 1
+                return False
             log.exception("recording the email failed", error=type(exc).__name__)
             return self.quarantine(
                 "intake_error", f"Recording the email failed ({type(exc).__name__})."
@@ -189,7 +196,8 @@ class _Intake:
         )
         self.report.attachments += 1
         state = self.ledger.get_job(job_id).state
-        if created and state is JobState.RECEIVED:
+        # Also a job recorded by an earlier poll that was cut off before queueing it.
+        if state is JobState.RECEIVED:
             self.report.new_jobs.append(job_id)
         log.info(
             "attachment recorded",

@@ -14,6 +14,7 @@ from services.ledger.errors import (
     JobNotFound,
     LedgerError,
     StaleState,
+    is_unavailable,
 )
 from services.ledger.ledger import SORT_COLUMNS, Ledger, hash_sender
 from services.ledger.models import WHOLE_EMAIL_PART
@@ -49,4 +50,5 @@ __all__ = [
     "StaleState",
     "can_move",
     "hash_sender",
+    "is_unavailable",
 ]

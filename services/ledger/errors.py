@@ -43,3 +43,12 @@ class StaleState(InvalidTransition):
     Another worker won the race. A subclass of ``InvalidTransition`` because for a
     caller both mean the same thing: the job is not where you thought it was.
     """
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database or the disk is out of reach (a dropped
+    connection, a server restart, a full disk), not that the data was refused: retry
+    later rather than set the data aside."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError | OSError)
