@@ -49,18 +49,9 @@ from services.demo.sample_inbox import (  # noqa: E402
     _build_message,
     _Part,
 )
-from services.ledger import WHOLE_EMAIL_PART, JobState, Ledger  # noqa: E402
+from services.ledger import WHOLE_EMAIL_PART, WORKING_STATES, JobState, Ledger  # noqa: E402
 
 BASE_SEED = 7_000_000
-#: A job is at rest when it is in none of these (workers.runner.WORKING_STATES).
-WORKING = {
-    JobState.RECEIVED,
-    JobState.OCR_PENDING,
-    JobState.EXTRACTED,
-    JobState.READY,
-    JobState.SUBMITTING,
-    JobState.SUBMITTED,
-}
 SUBMITTED = {JobState.SUBMITTED, JobState.DONE}
 
 
@@ -226,7 +217,7 @@ def _at_rest(ledger: Ledger, since: datetime, claims: int, inbox: Path) -> bool:
     if any(inbox.glob("*.eml")):
         return False
     jobs = [j for j in _jobs(ledger, since) if j.part_index != WHOLE_EMAIL_PART]
-    return len(jobs) >= claims and not any(j.state in WORKING for j in jobs)
+    return len(jobs) >= claims and not any(j.state in WORKING_STATES for j in jobs)
 
 
 def run_mode(mode: str, args: argparse.Namespace, data_dir: Path) -> RunResult:
@@ -350,7 +341,9 @@ def _measure(result: RunResult, url: str, since: datetime, arrivals: dict[str, d
             if not times:
                 continue
             first_at = min(first_at or times[0], times[0])
-            rest = next((_utc(e.at) for e in job.events if e.to_state not in WORKING), times[-1])
+            rest = next(
+                (_utc(e.at) for e in job.events if e.to_state not in WORKING_STATES), times[-1]
+            )
             if summary.state in SUBMITTED:
                 rest = next(_utc(e.at) for e in job.events if e.to_state is JobState.SUBMITTED)
                 latencies.append((rest - times[0]).total_seconds())

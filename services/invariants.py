@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 from sqlalchemy import Connection, String, func, inspect, select, type_coerce
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.ledger import WHOLE_EMAIL_PART, JobState, Ledger
+from services.ledger import WHOLE_EMAIL_PART, WORKING_STATES, JobState, Ledger
 from services.ledger.ledger import fit
 from services.ledger.models import Email, Job, JobEvent
 from services.mail import parse_email
@@ -40,15 +40,6 @@ from services.records import Archive, AuditRow
 
 S = JobState
 
-#: States a job passes through on its own; resting in one too long means work was lost.
-WORKING_STATES: tuple[JobState, ...] = (
-    S.RECEIVED,
-    S.OCR_PENDING,
-    S.EXTRACTED,
-    S.READY,
-    S.SUBMITTING,
-    S.SUBMITTED,
-)
 #: States whose job must be in NCB exactly once.
 SENT_STATES = frozenset({S.SUBMITTED, S.DONE})
 #: States a job in NCB can never be in: it never reached the submitter.

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.config import Settings
 from services.demo import install_sample_inbox
-from services.ledger import JobState, Ledger
+from services.ledger import WORKING_STATES, JobState, Ledger
 from services.logs import get_logger
 from services.mail import MaildirSource
 from services.preflight import production_warnings, redact_url, startup_problems
@@ -36,16 +36,6 @@ from workers.wiring import Resources
 
 log = get_logger(__name__)
 T = TypeVar("T")
-
-#: States in which a job still has work ahead of it without a person.
-WORKING_STATES = (
-    JobState.RECEIVED,
-    JobState.OCR_PENDING,
-    JobState.EXTRACTED,
-    JobState.READY,
-    JobState.SUBMITTING,
-    JobState.SUBMITTED,
-)
 
 
 class StartupRefused(Exception):

@@ -18,7 +18,15 @@ from services.ledger.errors import (
 )
 from services.ledger.ledger import SORT_COLUMNS, Ledger, hash_sender
 from services.ledger.models import WHOLE_EMAIL_PART
-from services.ledger.states import END_STATES, RETRY_TARGET, TRANSITIONS, JobState, Route, can_move
+from services.ledger.states import (
+    END_STATES,
+    RETRY_TARGET,
+    TRANSITIONS,
+    WORKING_STATES,
+    JobState,
+    Route,
+    can_move,
+)
 from services.ledger.views import (
     EmailView,
     EventView,
@@ -34,6 +42,7 @@ __all__ = [
     "SORT_COLUMNS",
     "TRANSITIONS",
     "WHOLE_EMAIL_PART",
+    "WORKING_STATES",
     "EmailNotFound",
     "EmailView",
     "EventView",

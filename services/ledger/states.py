@@ -56,6 +56,16 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.SKIPPED: frozenset(),
 }
 
+#: States in which a job still has work ahead of it without a person (in pipeline order).
+WORKING_STATES: tuple[JobState, ...] = (
+    S.RECEIVED,
+    S.OCR_PENDING,
+    S.EXTRACTED,
+    S.READY,
+    S.SUBMITTING,
+    S.SUBMITTED,
+)
+
 #: States a job never leaves.
 END_STATES: frozenset[JobState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 

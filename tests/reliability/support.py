@@ -25,21 +25,11 @@ import redis
 from psycopg import sql
 
 from services.demo import SAMPLE_INBOX_DIR
-from services.ledger import JobState, Ledger
+from services.ledger import WORKING_STATES, JobState, Ledger
 from tests.support.ledger_fixtures import PG_ADMIN_DSN, PG_HOST
 
 #: The three sample emails the fault tests process (three claims for NCB).
 EMAILS = ["01_clinic_en_subject.eml", "02_pharmacy_ms_body.eml", "10_forwarded_tiff.eml"]
-
-#: States a job passes through on its own (nothing may rest in them at the end).
-MOVING = [
-    JobState.RECEIVED,
-    JobState.OCR_PENDING,
-    JobState.EXTRACTED,
-    JobState.READY,
-    JobState.SUBMITTING,
-    JobState.SUBMITTED,
-]
 
 
 def make_inbox(data_dir: Path, names: list[str]) -> Path:
@@ -201,7 +191,7 @@ class Watcher:
 
 def mid_run(counts: dict[JobState, int]) -> bool:
     """Jobs are recorded and at least one is still on its way (OCR or NCB still ahead)."""
-    return any(counts.get(state, 0) for state in MOVING[:4])
+    return any(counts.get(state, 0) for state in WORKING_STATES[:4])
 
 
 def run_check(env: dict[str, str], record: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -224,4 +214,4 @@ def assert_each_claim_once(ledger: Ledger, claims: list[dict], expected: int) ->
     assert sorted(keys) == sorted(job.id for job in done)
     assert len(done) == expected, f"{len(done)} claims done, expected {expected}"
     assert all(job.ncb_reference for job in done)
-    assert not ledger.jobs_in(MOVING), "a job is still in progress"
+    assert not ledger.jobs_in(WORKING_STATES), "a job is still in progress"
