@@ -11,17 +11,28 @@ from services.mail.message import (
     SkipReason,
 )
 from services.mail.mime import parse_email
-from services.mail.source import MailSource, RawEmail
+from services.mail.source import (
+    CursorStore,
+    EmailOutcome,
+    MailSource,
+    MailSourceError,
+    OutcomeMarking,
+    RawEmail,
+)
 
 __all__ = [
     "Attachment",
     "AttachmentKind",
     "ClaimantDetails",
+    "CursorStore",
+    "EmailOutcome",
     "IncomingEmail",
     "MailParseError",
     "MailProblem",
     "MailSource",
+    "MailSourceError",
     "MaildirSource",
+    "OutcomeMarking",
     "RawEmail",
     "SkipReason",
     "extract_claimant",

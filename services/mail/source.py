@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 
@@ -39,3 +40,43 @@ class MailSource(Protocol):
     def fetch(self) -> Iterator[RawEmail]: ...
 
     def mark_done(self, source_id: str) -> None: ...
+
+
+class MailSourceError(Exception):
+    """The source cannot be read at all this poll (not one bad email: the mailbox).
+
+    ``status`` is a stable code the poller records as the source's health
+    (``auth_revoked``, ``unavailable``, ``misconfigured``) so the admin API and alerts can
+    tell "the token was revoked" from "Google is down"; the message says what to do.
+    """
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EmailOutcome(StrEnum):
+    """Where all of an email's jobs came to rest, as the mailbox shows it (a label, a flag)."""
+
+    PROCESSED = "processed"  # every claim went to NCB (or needed nothing)
+    NEEDS_REVIEW = "needs_review"  # a person has something to look at
+    FAILED = "failed"  # a step failed and waits for retry or reject
+
+
+@runtime_checkable
+class OutcomeMarking(Protocol):
+    """A source that can show an email's outcome in the mailbox (Gmail labels, IMAP
+    keywords). Called when the outcome changes; idempotent; the last call wins."""
+
+    def mark_outcome(self, source_id: str, outcome: EmailOutcome) -> None: ...
+
+
+class CursorStore(Protocol):
+    """Where a source keeps its sync position (Gmail's history id, IMAP's UIDVALIDITY).
+
+    The ledger implements it, so the cursor lives with the jobs it stands for.
+    """
+
+    def get_cursor(self, source: str) -> str | None: ...
+
+    def set_cursor(self, source: str, cursor: str) -> None: ...

@@ -1,0 +1,1 @@
+"""Google Workspace adapters' shared plumbing: API clients and credentials."""
