@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite."""
 
 pytest_plugins = [
+    "tests.support.dovecot",
     "tests.support.ledger_fixtures",
     "tests.support.ocr_fixtures",
     "tests.support.redis_fixtures",
