@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from email.utils import parseaddr
+from functools import cached_property
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -40,6 +41,8 @@ from services.ledger.models import (
     JobEvent,
     utcnow,
 )
+from services.ledger.outbox import RecordOutbox
+from services.ledger.sources import MailSources
 from services.ledger.states import RETRY_TARGET, JobState, Route, can_move
 from services.ledger.views import EmailView, JobPage, JobSummary, JobView, LedgerSummary
 
@@ -62,6 +65,15 @@ def hash_sender(address: str) -> str:
     """sha256 of the normalised address, so logs and stats can group senders safely."""
     _, addr = parseaddr(address)
     return hashlib.sha256((addr or address).strip().lower().encode()).hexdigest()
+
+
+def mask_sender(address: str) -> str:
+    """``a***@example.com``: enough for an auditor to tell senders apart, not the address."""
+    _, addr = parseaddr(address)
+    local, at, domain = (addr or address).strip().rpartition("@")
+    if not at or not local:
+        return "***"
+    return f"{local[0]}***@{domain.lower()}"
 
 
 def _new_id() -> str:
@@ -96,6 +108,16 @@ class Ledger:
         self._reading = sessionmaker(self.engine, expire_on_commit=False)
         writer = self.engine.execution_options(**{WRITE_OPTION: True})
         self._writing = sessionmaker(writer, expire_on_commit=False)
+
+    @cached_property
+    def sources(self) -> MailSources:
+        """Mail sources' cursors and health, and the outcome each email shows."""
+        return MailSources(self)
+
+    @cached_property
+    def outbox(self) -> RecordOutbox:
+        """Audit rows and archive uploads owed for finished jobs."""
+        return RecordOutbox(self)
 
     def migrate(self) -> None:
         """Create or upgrade the schema (``alembic upgrade head``); safe to call every start."""
@@ -203,11 +225,16 @@ class Ledger:
         policy_number: str | None = None,
         member_id: str | None = None,
         member_name: str | None = None,
+        *,
+        raw_sha256: str | None = None,
     ) -> str:
         """Record an email once; the same ``(source, source_id)`` returns the existing id.
 
-        Only a hash of ``sender`` is kept. Strings longer than their column are cut with a
-        marker (see :func:`fit`), the same on every database.
+        So does the same raw message (``raw_sha256``) seen again in the same source under
+        another id (an IMAP folder rebuilt with a new UIDVALIDITY): its jobs are then the
+        existing ones, not a second set. Only a hash and a masked form of ``sender`` are
+        kept. Strings longer than their column are cut with a marker (see :func:`fit`),
+        the same on every database.
         """
         source, source_id = fit(Email, "source", source), fit(Email, "source_id", source_id)
         message_id = fit_optional(Email, "message_id", message_id)
@@ -219,6 +246,15 @@ class Ledger:
             existing = session.scalar(
                 select(Email.id).where(Email.source == source, Email.source_id == source_id)
             )
+            if existing is None and raw_sha256 is not None:
+                existing = session.scalar(
+                    select(Email.id)
+                    .where(Email.source == source, Email.raw_sha256 == raw_sha256)
+                    .order_by(Email.created_at)
+                    .limit(1)
+                )
+                if existing is not None:
+                    log.info("email %s seen again under a new source id", existing)
             if existing is not None:
                 return existing
             email = Email(
@@ -228,6 +264,8 @@ class Ledger:
                 message_id=message_id,
                 received_at=received_at,
                 sender_hash=hash_sender(sender) if sender else None,
+                sender_masked=fit(Email, "sender_masked", mask_sender(sender)) if sender else None,
+                raw_sha256=raw_sha256,
                 policy_number=policy_number,
                 member_id=member_id,
                 member_name=member_name,

@@ -92,7 +92,10 @@ class Email(Base):
     """One message from a mail source; its attachments are jobs."""
 
     __tablename__ = "emails"
-    __table_args__ = (UniqueConstraint("source", "source_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "source_id"),
+        Index("ix_emails_source_raw_sha256", "source", "raw_sha256"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     source: Mapped[str] = mapped_column(String(16))  # "maildir", "gmail", "imap"
@@ -107,6 +110,13 @@ class Email(Base):
     member_name: Mapped[str | None] = mapped_column(String(255))
     attachment_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # sha256 of the raw message: the same message seen again under a new source id (an
+    # IMAP folder whose UIDVALIDITY changed) is recognised and not recorded twice.
+    raw_sha256: Mapped[str | None] = mapped_column(String(64))
+    # "a***@example.com": enough for an auditor to tell senders apart, not the address.
+    sender_masked: Mapped[str | None] = mapped_column(String(255))
+    # The outcome last shown in the mailbox (a Gmail label, an IMAP keyword).
+    source_outcome: Mapped[str | None] = mapped_column(String(16))
 
 
 class Job(Base):
@@ -170,3 +180,48 @@ class JobEvent(Base):
     to_state: Mapped[JobState] = mapped_column(StateType)
     actor: Mapped[str] = mapped_column(String(64))  # "poller", "worker:ocr", "user:alice"
     details: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+class MailSourceStatus(Base):
+    """A mail source's sync position and health: one row per source."""
+
+    __tablename__ = "mail_sources"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Gmail's history id, IMAP's UIDVALIDITY: advanced only after the jobs it covers are
+    # committed, so a crash re-reads rather than skips.
+    cursor: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))  # "ok", "auth_revoked", "unavailable", ...
+    detail: Mapped[str | None] = mapped_column(Text)  # what to do about it, for people
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxItem(Base):
+    """A record owed to the audit log or the archive, delivered in order, exactly once.
+
+    Finalising a job queues its items here in the job's own transaction; a deliverer
+    takes them under a lease and marks them delivered. While Sheets or Drive is down
+    they simply wait.
+    """
+
+    __tablename__ = "record_outbox"
+    __table_args__ = (
+        UniqueConstraint("kind", "job_id"),
+        Index("ix_record_outbox_kind_delivered_at_id", "kind", "delivered_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "audit" or "archive"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Attempts started: above zero, a delivery may have landed without being recorded,
+    # so the deliverer asks the destination before writing again.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    location: Mapped[str | None] = mapped_column(Text)  # where the archive put the file

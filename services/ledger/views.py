@@ -33,6 +33,8 @@ class EmailView:
     member_name: str | None = field(repr=False)
     attachment_count: int
     created_at: datetime
+    sender_masked: str | None = field(default=None, repr=False)
+    source_outcome: str | None = None
 
     @classmethod
     def of(cls, row: Email) -> EmailView:
