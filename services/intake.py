@@ -31,6 +31,7 @@ from services.mail import (
     MailParseError,
     MailProblem,
     MailSource,
+    MailSourceError,
     RawEmail,
     SkipReason,
     extract_claimant,
@@ -79,6 +80,8 @@ class IntakeReport:
     quarantined: int = 0
     #: Emails not recorded at all (the ledger or blob store failed): fetched again next poll.
     left_for_next_poll: int = 0
+    #: Set when the mailbox itself could not be read (or stopped being readable).
+    source_error: MailSourceError | None = None
 
 
 def ingest(
@@ -90,18 +93,36 @@ def ingest(
     max_email_bytes: int | None = None,
 ) -> IntakeReport:
     report = IntakeReport()
-    for raw in source.fetch():
-        digest = hashlib.sha256(raw.data).hexdigest()
-        with bound_contextvars(email_sha256=digest[:16]):
-            intake = _Intake(source.name, ledger, blobs, report, raw, digest)
-            if not intake.run(max_attachment_bytes, max_email_bytes):
-                continue
-            report.emails += 1
-            try:
-                source.mark_done(raw.source_id)
-            except Exception as exc:  # recorded all the same; the next poll finds it again
-                log.error("marking the email done failed", error=type(exc).__name__)
+    try:
+        for raw in source.fetch():
+            digest = _digest(source.name, raw)
+            with bound_contextvars(email_sha256=digest[:16]):
+                intake = _Intake(source.name, ledger, blobs, report, raw, digest)
+                if not intake.run(max_attachment_bytes, max_email_bytes):
+                    continue
+                report.emails += 1
+                try:
+                    source.mark_done(raw.source_id)
+                except Exception as exc:  # recorded all the same; the next poll finds it
+                    log.error("marking the email done failed", error=type(exc).__name__)
+    except MailSourceError as exc:
+        # The mailbox itself failed (revoked token, server down): what was recorded stays
+        # recorded; the health row says what is wrong until a poll succeeds again.
+        report.source_error = exc
+        log.error("mail source failed", source=source.name, status=exc.status, detail=str(exc))
+        _record_sync(ledger, source.name, exc.status, str(exc))
+    else:
+        _record_sync(ledger, source.name)
     return report
+
+
+def _record_sync(
+    ledger: Ledger, source: str, status: str = "ok", detail: str | None = None
+) -> None:
+    try:
+        ledger.sources.record_sync(source, status, detail)
+    except Exception as exc:  # health is for people; never let it undo a poll
+        log.error("recording the mail source's health failed", error=type(exc).__name__)
 
 
 @dataclass
@@ -117,7 +138,7 @@ class _Intake:
 
     def run(self, max_attachment_bytes: int | None, max_email_bytes: int | None) -> bool:
         """True when the email is recorded (normally or quarantined): mark it done."""
-        if max_email_bytes is not None and len(self.raw.data) > max_email_bytes:
+        if max_email_bytes is not None and self.size > max_email_bytes:
             return self.quarantine(
                 "email_too_large",
                 "The email is larger than the limit; it was not read and its bytes not kept.",
@@ -164,6 +185,7 @@ class _Intake:
             policy_number=_identifier(claimant.policy_number),
             member_id=_identifier(claimant.member_id),
             member_name=claimant.member_name,
+            raw_sha256=self.raw_sha256,
         )
         with bound_contextvars(email_id=email_id):
             for attachment in email.attachments:
@@ -219,7 +241,7 @@ class _Intake:
             WHOLE_EMAIL_PART,
             WHOLE_EMAIL_NAME,
             WHOLE_EMAIL_TYPE,
-            len(self.raw.data),
+            self.size,
             self.digest,
             blob_key,
             review_reason=code,
@@ -228,9 +250,19 @@ class _Intake:
         log.info("email sent to review", job_id=job_id, reason=code)
         return job_id
 
+    @property
+    def size(self) -> int:
+        """The email's size: as downloaded, or as the source reported one it did not fetch."""
+        return self.raw.declared_size or len(self.raw.data)
+
+    @property
+    def raw_sha256(self) -> str | None:
+        """The raw message's digest, when the source handed over the whole message."""
+        return self.digest if self.raw.declared_size is None else None
+
     def quarantine(self, code: str, message: str, *, keep_bytes: bool = True) -> bool:
         """Record the email as one review item; False when even that cannot be written."""
-        log.warning("email quarantined", reason=code, size=len(self.raw.data))
+        log.warning("email quarantined", reason=code, size=self.size)
         try:
             email_id = self.ledger.record_email(
                 self.source,
@@ -238,6 +270,7 @@ class _Intake:
                 f"<{self.digest}@unread.claims-ocr>",
                 self.raw.delivered_at,
                 None,
+                raw_sha256=self.raw_sha256,
             )
             with bound_contextvars(email_id=email_id):
                 self.record_whole_email(email_id, code, message, keep_bytes=keep_bytes)
@@ -250,6 +283,15 @@ class _Intake:
             return False
         self.report.quarantined += 1
         return True
+
+
+def _digest(source: str, raw: RawEmail) -> str:
+    """sha256 of the raw message; for one the source did not download (over the size
+    limit), of its identity instead, so two such emails are never taken for one."""
+    if raw.declared_size is None:
+        return hashlib.sha256(raw.data).hexdigest()
+    identity = f"not-downloaded\0{source}\0{raw.source_id}\0{raw.declared_size}"
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def _needs_a_person(email: IncomingEmail) -> tuple[str, str] | None:

@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.support.dovecot",
+    "tests.support.google_standin",
     "tests.support.ledger_fixtures",
     "tests.support.ocr_fixtures",
     "tests.support.redis_fixtures",

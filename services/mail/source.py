@@ -21,6 +21,8 @@ class RawEmail:
     data: bytes = field(repr=False)
     #: When the source received it (file time, INTERNALDATE), if it knows.
     delivered_at: datetime | None = None
+    #: The size the source reports for an email it did not download (over the limit).
+    declared_size: int | None = None
 
 
 @runtime_checkable

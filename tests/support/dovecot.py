@@ -185,6 +185,17 @@ class DovecotServer:
             assert typ == "OK", data
         return conn
 
+    def settings_env(self) -> dict[str, str]:
+        """The settings that point ``MAIL_SOURCE=imap`` at this server over TLS."""
+        return {
+            "MAIL_SOURCE": "imap",
+            "IMAP_HOST": self.host,
+            "IMAP_PORT": str(self.port),
+            "IMAP_USER": self.username,
+            "IMAP_PASSWORD": self.password,
+            "IMAP_CA_FILE": str(self.cert_path),
+        }
+
     def append(
         self,
         data: bytes,
