@@ -32,7 +32,10 @@ class Dispatcher(Protocol):
         """Send a ready claim to NCB."""
 
     def finalize(self, job_id: str) -> None:
-        """Archive and audit a submitted claim, then mark it done."""
+        """Queue a submitted claim's audit row and archive upload, and deliver them."""
+
+    def deliver(self) -> None:
+        """Deliver the records outbox (audit rows, archive uploads) now."""
 
 
 def queue_next(dispatcher: Dispatcher, job_id: str, state: JobState) -> bool:

@@ -12,8 +12,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-from services.blobs import BlobStore
 from services.ledger import JobState, Ledger
+from services.ledger.outbox import ARCHIVE, AUDIT
 from services.logs import bind_contextvars, get_logger
 from services.ncb import (
     CircuitBreaker,
@@ -24,7 +24,8 @@ from services.ncb import (
     NcbUnavailable,
 )
 from services.recognition import policy_number
-from services.records import Archive, AuditLog, AuditRow
+from services.records import AuditRow
+from services.records.delivery import archive_payload, audit_payload
 
 log = get_logger(__name__)
 
@@ -154,17 +155,18 @@ def submit_job(
     return SubmissionOutcome(Outcome.SUBMITTED)
 
 
-def finalize_job(
-    job_id: str, *, ledger: Ledger, blobs: BlobStore, audit: AuditLog, archive: Archive
-) -> bool:
-    """Archive the original and write the audit row for a submitted job, then mark it done."""
+def finalize_job(job_id: str, *, ledger: Ledger) -> bool:
+    """Queue the audit row and the archive upload a submitted job owes (the outbox).
+
+    Delivery (``services.records.delivery``) writes them and then marks the job done.
+    Repeating this is harmless: a job's records are queued once. False when the job is
+    not ``submitted`` (already done, or never submitted).
+    """
     job = ledger.get_job(job_id)
     bind_contextvars(email_id=job.email_id)
     if job.state is not JobState.SUBMITTED:
         return False
     received_at = job.email.received_at or job.created_at
-    if archive.find(job_id) is None:
-        archive.store(job_id, job.filename or "attachment", blobs.get(job.blob_key), received_at)
     fields = job.effective_fields
     submitted_at = next(e.at for e in reversed(job.events) if e.to_state is JobState.SUBMITTED)
     # Who decided it goes to NCB: the reviewer who approved it, else the pipeline.
@@ -177,22 +179,44 @@ def finalize_job(
         "system",
     )
     amount, service_date = fields.get("total_amount"), fields.get("service_date")
-    audit.append(
-        AuditRow(
-            job_id=job_id,
-            email_id=job.email_id,
-            received_at=received_at,
-            route="submitted",
-            actor=approver,
-            submitted_at=submitted_at,
-            ncb_reference=job.ncb_reference,
-            amount=Decimal(amount) if amount else None,
-            service_date=date.fromisoformat(service_date) if service_date else None,
-            invoice_number=fields.get("invoice_number"),
-            policy_number=job.email.policy_number,
-            confidence=job.confidence,
-        )
+    tax = fields.get("tax_amount")
+    row = AuditRow(
+        job_id=job_id,
+        email_id=job.email_id,
+        received_at=received_at,
+        sender=job.email.sender_masked,
+        attachment=job.filename,
+        route="submitted",
+        state=str(JobState.DONE),
+        actor=approver,
+        submitted_at=submitted_at,
+        ncb_reference=job.ncb_reference,
+        amount=_decimal(amount),
+        tax_amount=_decimal(tax),
+        service_date=date.fromisoformat(service_date) if service_date else None,
+        invoice_number=fields.get("invoice_number"),
+        provider=fields.get("provider_name"),
+        policy_number=job.email.policy_number,
+        confidence=job.confidence,
     )
-    ledger.mark_done(job_id, actor=ACTOR)
-    log.info("claim archived and audited")
+    new = ledger.outbox.enqueue(
+        job_id,
+        {
+            AUDIT: audit_payload(row),
+            ARCHIVE: archive_payload(
+                filename=job.filename or "attachment",
+                blob_key=job.blob_key,
+                received_at=received_at,
+                email_id=job.email_id,
+            ),
+        },
+    )
+    log.info("claim records queued", new=new)
     return True
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    try:
+        return Decimal(value) if value else None
+    except InvalidOperation:
+        return None

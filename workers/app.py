@@ -22,6 +22,7 @@ QUEUES = ("poll", "ocr", "submit")
 TASK_ROUTES = {
     "claims.poll": {"queue": "poll"},
     "claims.sweep": {"queue": "poll"},
+    "claims.deliver": {"queue": "submit"},
     "claims.ocr": {"queue": "ocr"},
     "claims.submit": {"queue": "submit"},
     "claims.finalize": {"queue": "submit"},

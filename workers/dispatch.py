@@ -39,6 +39,9 @@ class CeleryDispatcher:
     def finalize(self, job_id: str) -> None:
         self._send("claims.finalize", [job_id])
 
+    def deliver(self) -> None:
+        self._send("claims.deliver", [])
+
     def _send(self, name: str, args: list[Any]) -> None:
         try:
             self.app.send_task(name, args=args, retry=True, retry_policy=_RETRY_POLICY)

@@ -10,11 +10,14 @@ from celery import shared_task
 
 from services.intake import ingest
 from services.logs import get_logger
+from services.mail import MailSourceError
+from services.mailbox_outcomes import mark_outcomes
 from services.ncb import BreakerState
 from services.recognition import recognise_jobs, should_split
+from services.records.delivery import DeliveryReport, deliver_records
 from services.recovery import sweep as find_stalled
 from services.submission import Outcome, finalize_job, submit_job
-from workers.wiring import process_resources
+from workers.wiring import Resources, process_resources
 
 log = get_logger(__name__)
 
@@ -22,16 +25,25 @@ log = get_logger(__name__)
 @shared_task(name="claims.poll")
 def poll() -> dict[str, int]:
     r = process_resources()
+    try:
+        source = r.mail_source
+    except MailSourceError as exc:  # e.g. no Google token yet: say so where on-call looks
+        log.error("mail source cannot start", status=exc.status, detail=str(exc))
+        r.ledger.sources.record_sync(r.settings.mail_source, exc.status, str(exc))
+        return {"emails": 0, "attachments": 0}
     report = ingest(
-        r.mail_source,
+        source,
         r.ledger,
         r.blobs,
         max_attachment_bytes=r.settings.max_attachment_bytes,
         max_email_bytes=r.settings.max_email_bytes,
     )
     r.dispatcher.ocr(report.new_jobs)
+    marked = mark_outcomes(source, r.ledger)
     log.info(
         "mailbox polled",
+        outcomes_marked=marked,
+        source_error=report.source_error.status if report.source_error else None,
         emails=report.emails,
         attachments=report.attachments,
         new_jobs=len(report.new_jobs),
@@ -102,8 +114,24 @@ def submit(job_id: str) -> str:
 @shared_task(name="claims.finalize")
 def finalize(job_id: str) -> bool:
     r = process_resources()
-    return finalize_job(
-        job_id, ledger=r.ledger, blobs=r.blobs, audit=r.audit_log, archive=r.archive
+    queued = finalize_job(job_id, ledger=r.ledger)
+    _deliver(r)
+    return queued
+
+
+@shared_task(name="claims.deliver")
+def deliver() -> dict[str, int]:
+    return vars(_deliver(process_resources()))
+
+
+def _deliver(r: Resources) -> DeliveryReport:
+    # A destination that failed is tried again on the next sweep, not an hour later.
+    return deliver_records(
+        r.ledger,
+        audit=r.audit_log,
+        archive=r.archive,
+        blobs=r.blobs,
+        retry_after_s=r.settings.sweep_interval_s,
     )
 
 
@@ -123,6 +151,13 @@ def sweep() -> dict[str, int]:
         r.dispatcher.submit(job_id)
     for job_id in found.finalize:
         r.dispatcher.finalize(job_id)
+    if r.ledger.outbox.has_due():
+        r.dispatcher.deliver()
+    # Labels follow the jobs within a sweep, not a poll interval (a person's approval).
+    try:
+        mark_outcomes(r.mail_source, r.ledger)
+    except MailSourceError as exc:  # the poll records the source's health
+        log.warning("email outcomes not marked", status=exc.status)
     counts = {name: len(ids) for name, ids in vars(found).items()}
     if any(counts.values()):
         log.info("sweep re-queued stalled work", **counts)

@@ -28,10 +28,16 @@ class ArchiveConflict(Exception):
 
 
 class Archive(Protocol):
-    """Where originals go: a local folder now, Google Drive later."""
+    """Where originals go: a local folder, or Google Drive (:mod:`services.records.drive`)."""
 
-    def store(self, job_id: str, filename: str, data: bytes, received_at: datetime) -> str:
-        """Keep ``data``; return its location. Calling again returns the same one."""
+    def store(
+        self, job_id: str, filename: str, data: bytes, received_at: datetime, email_id: str = ""
+    ) -> str:
+        """Keep ``data``; return its location. Calling again returns the same one.
+
+        ``email_id`` (the source message's id) may name the stored file; an archive
+        may ignore it.
+        """
         ...
 
     def find(self, job_id: str) -> str | None:
@@ -77,7 +83,11 @@ class LocalArchive:
         day = received_at.strftime("%Y/%m/%d")
         return self.root / day / f"{job_id}-{safe_filename(filename)}"
 
-    def store(self, job_id: str, filename: str, data: bytes, received_at: datetime) -> str:
+    def store(
+        self, job_id: str, filename: str, data: bytes, received_at: datetime, email_id: str = ""
+    ) -> str:
+        # email_id is not part of the local name: the path stays a function of what
+        # every caller has passed so far, so files archived before stay findable.
         target = self.path_for(job_id, filename, received_at)
         if target.exists():
             self._check_same(target, data)

@@ -123,3 +123,66 @@ def test_concurrent_processes_write_one_row_per_job(tmp_path: Path):
     assert all(len(cells) == len(COLUMNS) for cells in lines[1:])  # no torn rows
     job_ids = [cells[0] for cells in lines[1:]]
     assert len(job_ids) == len(set(job_ids)) == 60 + 4 * 10
+
+
+def test_new_columns_round_trip_and_are_guarded(tmp_path: Path):
+    log = CsvAuditLog(tmp_path / "audit.csv")
+    full = row(
+        sender="=a***@example.com",
+        attachment="+receipt.pdf",
+        provider="@Klinik",
+        tax_amount=Decimal("9.00"),
+        state="submitted",
+    )
+    cells = dict(zip(COLUMNS, full.to_cells(), strict=True))
+    assert (cells["sender"], cells["attachment"], cells["provider"]) == (
+        "'=a***@example.com",
+        "'+receipt.pdf",
+        "'@Klinik",
+    )
+    assert (cells["tax_amount"], cells["state"]) == ("9.00", "submitted")
+    log.append(full)
+    assert list(log.rows()) == [full]
+    assert AuditRow.from_cells(full.to_cells()[:3]).state == "done"  # short row: defaults
+
+
+def test_append_many_skips_known_and_repeated_jobs(tmp_path: Path):
+    log = CsvAuditLog(tmp_path / "audit.csv")
+    assert log.append_many([row("job-1"), row("job-2"), row("job-1", route="review")]) == 2
+    assert log.append_many([row("job-2"), row("job-3")]) == 1
+    assert log.append_many([]) == 0
+    assert [(r.job_id, r.route) for r in log.rows()] == [
+        ("job-1", "submitted"),
+        ("job-2", "submitted"),
+        ("job-3", "submitted"),
+    ]
+
+
+OLD_HEADER = (
+    "job_id,email_id,received_at,submitted_at,ncb_reference,amount,service_date,"
+    "invoice_number,policy_number,confidence,route,actor"
+)
+
+
+def test_a_file_with_the_old_header_keeps_its_columns(tmp_path: Path):
+    """A file started before sender/attachment/... were added still reads and appends."""
+    path = tmp_path / "audit.csv"
+    path.write_text(
+        OLD_HEADER
+        + "\nold-1,m1,2024-12-18T10:40:05+08:00,,,150.00,,INV-1,POL-1,,submitted,system\n"
+    )
+    log = CsvAuditLog(path)
+    log.append(row("job-2", sender="a***@example.com"))
+    with path.open(newline="") as fh:
+        lines = list(csv.reader(fh))
+    assert lines[0] == OLD_HEADER.split(",")
+    assert all(len(cells) == len(lines[0]) for cells in lines)
+    old, new = list(log.rows())
+    assert (old.job_id, old.amount, old.invoice_number, old.route) == (
+        "old-1",
+        Decimal("150.00"),
+        "INV-1",
+        "submitted",
+    )
+    assert (new.job_id, new.policy_number, new.sender) == ("job-2", "POL-67890", None)
+    assert log.contains("old-1") and log.contains("job-2")
