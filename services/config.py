@@ -71,10 +71,34 @@ class Settings(BaseSettings):
     submit_stale_after_s: float | None = Field(default=None, gt=0, alias="SUBMIT_STALE_AFTER_S")
     max_ocr_attempts: int = Field(default=3, ge=1, alias="MAX_OCR_ATTEMPTS")
 
-    # Mail source
-    # Only the sources that exist: gmail and imap come with the mailbox issue.
-    mail_source: Literal["maildir"] = Field(default="maildir", alias="MAIL_SOURCE")
+    # Mail source: a local Maildir/.eml folder, a Gmail/Workspace mailbox, or IMAP.
+    mail_source: Literal["maildir", "gmail", "imap"] = Field(default="maildir", alias="MAIL_SOURCE")
     maildir_path: Path | None = Field(default=None, alias="MAILDIR_PATH")
+
+    # Google (Gmail source, Sheets audit log, Drive archive). The credentials file is a
+    # service account's JSON key (Workspace, with GOOGLE_DELEGATED_USER) or the OAuth
+    # client of an installed app, whose token `claims-ocr google-auth` writes.
+    google_credentials_file: Path | None = Field(default=None, alias="GOOGLE_CREDENTIALS_FILE")
+    google_token_file: Path | None = Field(default=None, alias="GOOGLE_TOKEN_FILE")
+    google_delegated_user: str = Field(default="", alias="GOOGLE_DELEGATED_USER")
+    # Where the Google APIs are; empty is Google. Tests and the demo point it at the
+    # bundled stand-in, which also serves the OAuth endpoints.
+    google_api_root_url: str = Field(default="", alias="GOOGLE_API_ROOT_URL")
+    google_num_retries: int = Field(default=5, ge=0, alias="GOOGLE_NUM_RETRIES")
+    gmail_user: str = Field(default="me", alias="GMAIL_USER")
+    # Empty: messages with attachments in the inbox not yet labelled {prefix}/Queued.
+    gmail_query: str = Field(default="", alias="GMAIL_QUERY")
+    gmail_label_prefix: str = Field(default="Claims", alias="GMAIL_LABEL_PREFIX")
+
+    # IMAP (TLS always: port 993 with ssl, or 143 with starttls)
+    imap_host: str = Field(default="", alias="IMAP_HOST")
+    imap_port: int = Field(default=993, ge=1, le=65535, alias="IMAP_PORT")
+    imap_security: Literal["ssl", "starttls"] = Field(default="ssl", alias="IMAP_SECURITY")
+    imap_user: str = Field(default="", alias="IMAP_USER")
+    imap_password: SecretStr = Field(default=SecretStr(""), alias="IMAP_PASSWORD")
+    imap_folder: str = Field(default="INBOX", alias="IMAP_FOLDER")
+    # A CA bundle to trust instead of the system's (a private mail server's own CA).
+    imap_ca_file: Path | None = Field(default=None, alias="IMAP_CA_FILE")
 
     # NCB
     ncb_api_base_url: str = Field(default="", alias="NCB_API_BASE_URL")
@@ -95,9 +119,16 @@ class Settings(BaseSettings):
     # is cut to this and logged as an error (alert on it).
     ncb_max_hold_s: float = Field(default=3600.0, gt=0, alias="NCB_MAX_HOLD_S")
 
-    # Audit log and archive (local implementations; Google ones come later)
+    # Audit log: a local CSV file, or a Google Sheet (one tab per month).
+    audit_sink: Literal["csv", "sheets"] = Field(default="csv", alias="AUDIT_SINK")
     audit_log_path: Path | None = Field(default=None, alias="AUDIT_LOG_PATH")
+    sheets_spreadsheet_id: str = Field(default="", alias="SHEETS_SPREADSHEET_ID")
+    # Sheets allows 60 write requests a minute per user; stay under it.
+    sheets_writes_per_minute: int = Field(default=50, ge=1, alias="SHEETS_WRITES_PER_MINUTE")
+    # Archive of originals: a local folder, or a Google Drive folder (shared drives too).
+    archive_sink: Literal["local", "drive"] = Field(default="local", alias="ARCHIVE_SINK")
     archive_dir: Path | None = Field(default=None, alias="ARCHIVE_DIR")
+    drive_folder_id: str = Field(default="", alias="DRIVE_FOLDER_ID")
 
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     # auto: JSON lines unless writing to a terminal.
@@ -151,6 +182,29 @@ class Settings(BaseSettings):
     @property
     def archive(self) -> Path:
         return self.archive_dir or self.data_dir / "archive"
+
+    @property
+    def google_token(self) -> Path:
+        return self.google_token_file or self.data_dir / "google-token.json"
+
+    @property
+    def google_oauth_token_uri(self) -> str:
+        """The OAuth token endpoint: the stand-in's when the APIs are, else Google's."""
+        root = self.google_api_root_url.rstrip("/")
+        return f"{root}/token" if root else "https://oauth2.googleapis.com/token"
+
+    @property
+    def google_oauth_auth_uri(self) -> str:
+        root = self.google_api_root_url.rstrip("/")
+        return f"{root}/o/oauth2/auth" if root else "https://accounts.google.com/o/oauth2/auth"
+
+    @property
+    def uses_google(self) -> bool:
+        return (
+            self.mail_source == "gmail"
+            or self.audit_sink == "sheets"
+            or self.archive_sink == "drive"
+        )
 
     @property
     def paddle_model_dir(self) -> Path:

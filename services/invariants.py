@@ -36,7 +36,7 @@ from services.ledger.ledger import fit
 from services.ledger.models import Email, Job, JobEvent
 from services.mail import parse_email
 from services.mail.maildir import DONE_DIR, is_maildir
-from services.records import Archive, AuditRow
+from services.records import Archive
 
 S = JobState
 
@@ -98,9 +98,9 @@ class Verdict:
 
 @runtime_checkable
 class AuditRows(Protocol):
-    """An audit log that can list its rows (``CsvAuditLog``)."""
+    """An audit log that can list the job id of each of its rows (CSV and Sheets)."""
 
-    def rows(self) -> Iterable[AuditRow]: ...
+    def job_ids(self) -> Iterable[str]: ...
 
 
 @dataclass(frozen=True)
@@ -347,7 +347,7 @@ def _check_ncb(
 def _check_audit(conn: Connection, verdict: Verdict, audit: AuditRows, done: set[str]) -> None:
     """(4) one audit row per done job: none missing, none twice, none for other jobs."""
     try:
-        rows = Counter(row.job_id for row in audit.rows())
+        rows = Counter(audit.job_ids())
     except (OSError, ValueError) as exc:
         verdict.add("audit_unreadable", f"The audit log could not be read ({type(exc).__name__}).")
         return

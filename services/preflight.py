@@ -9,6 +9,7 @@ embedded defaults on purpose, and is checked only for features that are not inst
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 from services.config import STANDIN_NCB_API_KEY, Settings
@@ -69,6 +70,7 @@ def production_problems(settings: Settings, *, broker_answers: bool) -> list[str
             )
         elif _is_within(settings.maildir_path, SAMPLE_INBOX_DIR):
             problems.append("MAILDIR_PATH is the bundled sample inbox: name the claims mailbox.")
+    problems += _mailbox_problems(settings) + _google_problems(settings)
     broker = settings.celery_broker_url
     if not broker.startswith(("redis://", "rediss://")):
         problems.append(
@@ -81,6 +83,61 @@ def production_problems(settings: Settings, *, broker_answers: bool) -> list[str
             "(production never falls back to the embedded broker)."
         )
     return problems
+
+
+def _mailbox_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.mail_source == "imap":
+        for name, value in (
+            ("IMAP_HOST", settings.imap_host),
+            ("IMAP_USER", settings.imap_user),
+            ("IMAP_PASSWORD", settings.imap_password.get_secret_value()),
+        ):
+            if not value.strip():
+                problems.append(f"MAIL_SOURCE=imap, but {name} is not set.")
+    if settings.imap_ca_file is not None and not settings.imap_ca_file.is_file():
+        problems.append(f"IMAP_CA_FILE={settings.imap_ca_file} is not a file.")
+    return problems
+
+
+def _google_problems(settings: Settings) -> list[str]:
+    """Google settings that cannot work: missing ids, or no way to authenticate."""
+    problems = []
+    if settings.audit_sink == "sheets" and not settings.sheets_spreadsheet_id.strip():
+        problems.append(
+            "AUDIT_SINK=sheets, but SHEETS_SPREADSHEET_ID is not set "
+            "(`claims-ocr sheets-init` creates the spreadsheet and prints its id)."
+        )
+    if settings.archive_sink == "drive" and not settings.drive_folder_id.strip():
+        problems.append("ARCHIVE_SINK=drive, but DRIVE_FOLDER_ID is not set.")
+    if not settings.uses_google:
+        return problems
+    if settings.google_api_root_url.strip():
+        problems.append(
+            "GOOGLE_API_ROOT_URL is set: it points the Google APIs at a stand-in, "
+            "for tests and --demo only."
+        )
+    creds = settings.google_credentials_file
+    if creds is None:
+        problems.append(
+            "GOOGLE_CREDENTIALS_FILE is not set: name a service account's JSON key "
+            "(Workspace) or the OAuth client file of an installed app."
+        )
+    elif not creds.is_file():
+        problems.append(f"GOOGLE_CREDENTIALS_FILE={creds} is not a file.")
+    elif not _is_service_account(creds) and not settings.google_token.is_file():
+        problems.append(
+            f"No Google token at {settings.google_token}: run `claims-ocr google-auth` "
+            "once to sign in and write it (or set GOOGLE_TOKEN_FILE)."
+        )
+    return problems
+
+
+def _is_service_account(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text()).get("type") == "service_account")
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def production_warnings(settings: Settings) -> list[str]:

@@ -129,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     from workers.review_cli import add_review_commands
 
     add_review_commands(commands)
+
+    from workers.setup_cli import add_setup_commands
+
+    add_setup_commands(commands)
     return parser
 
 
@@ -182,7 +186,9 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: 
         if not isinstance(audit, AuditRows):
             parser.error("the configured audit log cannot list its rows")
         # Listed before the ledger is read: an email is recorded before it is marked done.
-        done_emails = list_done_emails(settings.maildir)
+        # (A folder only: a Gmail or IMAP mailbox is not listed; its cursor is the ledger's.)
+        maildir = settings.mail_source == "maildir"
+        done_emails = list_done_emails(settings.maildir) if maildir else []
         verdict = check_invariants(
             resources.ledger,
             audit=audit,

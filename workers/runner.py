@@ -349,7 +349,16 @@ def _run(settings: Settings, *, once: bool, timeout_s: float, stop: StopRequest)
             ncb_url = standin.url
             log.info("NCB stand-in listening", url=ncb_url)
 
+        google: dict[str, str] = {}
+        if settings.demo and settings.uses_google and not settings.google_api_root_url:
+            from services.demo.google_demo import start_google_standin
+
+            google_standin, google = start_google_standin(settings)
+            stack.callback(google_standin.stop)
+            log.info("Google stand-in listening", url=google_standin.url)
+
         overrides = {
+            **google,
             "CLAIMS_OCR_ENV": settings.env,
             "CELERY_BROKER_URL": broker,
             "NCB_API_BASE_URL": ncb_url,
@@ -431,7 +440,7 @@ def _at_rest(settings: Settings, ledger: Ledger, since: datetime) -> bool:
     reason to stop the run: the workers reconnect on their own, and so does this check.
     """
     try:
-        return not _pending_emails(settings) and summary(ledger, since)["in_progress"] == 0
+        return _mailbox_read(settings, ledger, since) and summary(ledger, since)["in_progress"] == 0
     except DBAPIError as exc:
         log.warning("ledger not reachable; checking again", error=type(exc).__name__)
         return False
@@ -448,6 +457,14 @@ def _retrying(read: Callable[[], T], attempts: int = 10) -> T:
     return read()
 
 
-def _pending_emails(settings: Settings) -> bool:
-    """True while the source still holds emails the poller has not marked done."""
-    return any(True for _ in MaildirSource(settings.maildir).fetch())
+def _mailbox_read(settings: Settings, ledger: Ledger, since: datetime) -> bool:
+    """True once the mailbox is drained and shows every email's outcome.
+
+    A folder is looked at directly; a remote mailbox (Gmail, IMAP) is drained when a
+    poll since the start succeeded, and shows the outcomes when none is left to mark.
+    """
+    if settings.mail_source == "maildir":
+        return not any(True for _ in MaildirSource(settings.maildir).fetch())
+    health = ledger.sources.health(settings.mail_source)
+    polled = health.last_success_at is not None and health.last_success_at >= since
+    return polled and not ledger.sources.to_mark(settings.mail_source, limit=1)

@@ -9,10 +9,13 @@ sessions must not cross one. :meth:`Resources.close` releases what was built.
 
 from __future__ import annotations
 
+import ssl
 from functools import cached_property
+from typing import Any
 
 import redis
 from celery import Celery
+from google.auth.credentials import Credentials as GoogleCredentials
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -70,6 +73,33 @@ def page_limits(settings: Settings) -> PageLimits:
     )
 
 
+def google_credentials(settings: Settings) -> GoogleCredentials:
+    """The credentials every Google adapter uses, from ``GOOGLE_*`` settings.
+
+    The demo, pointed at the bundled stand-in with no credentials file, uses a token the
+    stand-in accepts: trying MAIL_SOURCE=gmail needs no Google account.
+    """
+    if settings.demo and settings.google_api_root_url and settings.google_credentials_file is None:
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(token="demo-token")  # type: ignore[no-untyped-call]
+    from services.google.auth import ALL_SCOPES, load_credentials
+
+    return load_credentials(
+        credentials_file=settings.google_credentials_file,
+        token_file=settings.google_token,
+        scopes=ALL_SCOPES,
+        delegated_user=settings.google_delegated_user or None,
+        token_uri=settings.google_oauth_token_uri if settings.google_api_root_url else "",
+    )
+
+
+def imap_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """TLS that verifies the server: the system's CAs, or ``IMAP_CA_FILE`` instead."""
+    cafile = str(settings.imap_ca_file) if settings.imap_ca_file else None
+    return ssl.create_default_context(cafile=cafile)
+
+
 class Resources:
     """A process's collaborators, built from one ``Settings`` on first use."""
 
@@ -95,7 +125,46 @@ class Resources:
 
     @cached_property
     def mail_source(self) -> MailSource:
-        return MaildirSource(self.settings.maildir)
+        s = self.settings
+        if s.mail_source == "gmail":
+            from services.mail.gmail import GmailSource
+
+            return GmailSource(
+                self.google_service("gmail", "v1"),
+                cursors=self.ledger.sources,
+                query=s.gmail_query or None,
+                label_prefix=s.gmail_label_prefix,
+                max_email_bytes=s.max_email_bytes,
+                user_id=s.gmail_user,
+                num_retries=s.google_num_retries,
+            )
+        if s.mail_source == "imap":
+            from services.mail.imap import ImapSource
+
+            return ImapSource(
+                s.imap_host,
+                s.imap_port,
+                username=s.imap_user,
+                password=s.imap_password.get_secret_value(),
+                folder=s.imap_folder,
+                security=s.imap_security,
+                ssl_context=imap_ssl_context(s),
+                cursors=self.ledger.sources,
+                max_email_bytes=s.max_email_bytes,
+            )
+        return MaildirSource(s.maildir)
+
+    @cached_property
+    def google_credentials(self) -> GoogleCredentials:
+        return google_credentials(self.settings)
+
+    def google_service(self, api: str, version: str) -> Any:
+        """A Google API client (Gmail, Drive) at ``GOOGLE_API_ROOT_URL``, or Google's."""
+        from services.google.discovery import build_service
+
+        return build_service(
+            api, version, self.google_credentials, self.settings.google_api_root_url
+        )
 
     @cached_property
     def breaker_redis(self) -> redis.Redis | None:
@@ -136,11 +205,29 @@ class Resources:
 
     @cached_property
     def audit_log(self) -> AuditLog:
-        return CsvAuditLog(self.settings.audit_log)
+        s = self.settings
+        if s.audit_sink == "sheets":
+            from services.records.sheets import SheetsAuditLog, sheets_client
+
+            return SheetsAuditLog(
+                sheets_client(self.google_credentials, s.google_api_root_url),
+                s.sheets_spreadsheet_id,
+                writes_per_minute=s.sheets_writes_per_minute,
+            )
+        return CsvAuditLog(s.audit_log)
 
     @cached_property
     def archive(self) -> Archive:
-        return LocalArchive(self.settings.archive)
+        s = self.settings
+        if s.archive_sink == "drive":
+            from services.records.drive import DriveArchive
+
+            return DriveArchive(
+                self.google_service("drive", "v3"),
+                s.drive_folder_id,
+                num_retries=s.google_num_retries,
+            )
+        return LocalArchive(s.archive)
 
     @cached_property
     def celery_app(self) -> Celery:

@@ -6,6 +6,7 @@ refusals come before any process, stand-in or data file is started or written.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def test_production_without_ncb_mailbox_or_redis_refuses_naming_each(tmp_path: P
 
 
 def test_invalid_settings_are_all_named_before_anything_runs(tmp_path: Path) -> None:
-    result = _cli(tmp_path, "run", "--demo", "--once", MAIL_SOURCE="gmail", LOG_LEVEL="LOUD")
+    result = _cli(tmp_path, "run", "--demo", "--once", MAIL_SOURCE="pop3", LOG_LEVEL="LOUD")
     assert result.returncode == 2
     assert "2 setting(s) are not valid" in result.stderr
     assert "MAIL_SOURCE" in result.stderr and "LOG_LEVEL" in result.stderr
@@ -111,3 +112,59 @@ def test_sqlite_in_production_is_allowed_with_a_warning(tmp_path: Path) -> None:
 def test_broker_passwords_are_redacted() -> None:
     assert redact_url("redis://:pw@redis:6379/0") == "redis://***@redis:6379/0"
     assert redact_url("redis://redis:6379/0") == "redis://redis:6379/0"
+
+
+def _google(tmp_path: Path, kind: str, **overrides: object) -> Settings:
+    """A Gmail + Sheets + Drive production configuration with a service account or an
+    installed-app client."""
+    creds = tmp_path / "google.json"
+    body = {"type": "service_account"} if kind == "service_account" else {"installed": {}}
+    creds.write_text(json.dumps(body))
+    values: dict[str, object] = {
+        "MAIL_SOURCE": "gmail",
+        "AUDIT_SINK": "sheets",
+        "ARCHIVE_SINK": "drive",
+        "GOOGLE_CREDENTIALS_FILE": creds,
+        "SHEETS_SPREADSHEET_ID": "sheet-id",
+        "DRIVE_FOLDER_ID": "folder-id",
+    }
+    return _production(tmp_path, **{**values, **overrides})
+
+
+def test_a_complete_google_configuration_passes(tmp_path: Path) -> None:
+    assert startup_problems(_google(tmp_path, "service_account"), broker_answers=True) == []
+    token = tmp_path / "token.json"
+    token.write_text("{}")
+    client = _google(tmp_path, "installed", GOOGLE_TOKEN_FILE=token)
+    assert startup_problems(client, broker_answers=True) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides", "named"),
+    [
+        ("installed", {}, "claims-ocr google-auth"),  # no token written yet
+        ("service_account", {"GOOGLE_CREDENTIALS_FILE": None}, "GOOGLE_CREDENTIALS_FILE"),
+        ("service_account", {"GOOGLE_CREDENTIALS_FILE": "/no/such.json"}, "is not a file"),
+        ("service_account", {"SHEETS_SPREADSHEET_ID": ""}, "sheets-init"),
+        ("service_account", {"DRIVE_FOLDER_ID": ""}, "DRIVE_FOLDER_ID"),
+        ("service_account", {"GOOGLE_API_ROOT_URL": "http://127.0.0.1:1"}, "stand-in"),
+    ],
+)
+def test_each_google_problem_is_named(
+    tmp_path: Path, kind: str, overrides: dict[str, object], named: str
+) -> None:
+    problems = startup_problems(_google(tmp_path, kind, **overrides), broker_answers=True)
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+def test_imap_needs_its_server_login_and_a_real_ca_file(tmp_path: Path) -> None:
+    imap = {"MAIL_SOURCE": "imap", "IMAP_HOST": "imap.example.com", "IMAP_USER": "claims"}
+    problems = startup_problems(
+        _production(tmp_path, **imap, IMAP_CA_FILE="/no/ca.pem"), broker_answers=True
+    )
+    assert problems == [
+        "MAIL_SOURCE=imap, but IMAP_PASSWORD is not set.",
+        "IMAP_CA_FILE=/no/ca.pem is not a file.",
+    ]
+    complete = _production(tmp_path, **imap, IMAP_PASSWORD="pw")
+    assert startup_problems(complete, broker_answers=True) == []
