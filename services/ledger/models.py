@@ -158,6 +158,8 @@ class Job(Base):
     page_count: Mapped[int | None] = mapped_column(Integer)
     fields: Mapped[dict[str, str | None] | None] = mapped_column(JsonType)
     field_confidence: Mapped[dict[str, float] | None] = mapped_column(JsonType)
+    # Per field: where on which page it was read ({"page", "polygon", "text", ...}).
+    field_evidence: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     confidence: Mapped[float | None] = mapped_column(Float)
     route: Mapped[str | None] = mapped_column(String(16))
     reasons: Mapped[list[dict[str, str]] | None] = mapped_column(JsonType)
@@ -225,3 +227,17 @@ class OutboxItem(Base):
     last_error: Mapped[str | None] = mapped_column(String(255))
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     location: Mapped[str | None] = mapped_column(Text)  # where the archive put the file
+
+
+class ApiKey(Base):
+    """A key for the admin API. Only a hash of its secret is kept; ``name`` is who acts."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public part of the key
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | reviewer | admin
+    secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the secret part
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,45 @@
+"""Where each extracted field was read (page, polygon, OCR line), and the admin API's keys.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+_TS = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("field_evidence", _JSON, nullable=True))
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("secret_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("last_used_at", _TS, nullable=True),
+        sa.Column("revoked_at", _TS, nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_api_keys"),
+        sa.UniqueConstraint("name", name="uq_api_keys_name"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("api_keys")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("field_evidence")
