@@ -8,6 +8,7 @@ Typical use::
     job_id, created = ledger.record_attachment(email_id, 0, name, ctype, size, sha, blob)
 """
 
+from services.ledger.apikeys import ApiKeyExists, ApiKeyNotFound, ApiKeyView, CreatedKey, Role
 from services.ledger.errors import (
     EmailNotFound,
     InvalidTransition,
@@ -16,7 +17,7 @@ from services.ledger.errors import (
     StaleState,
     is_unavailable,
 )
-from services.ledger.ledger import SORT_COLUMNS, Ledger, hash_sender
+from services.ledger.ledger import SORT_COLUMNS, Ledger, hash_sender, job_cursor
 from services.ledger.models import WHOLE_EMAIL_PART
 from services.ledger.states import (
     END_STATES,
@@ -43,6 +44,10 @@ __all__ = [
     "TRANSITIONS",
     "WHOLE_EMAIL_PART",
     "WORKING_STATES",
+    "ApiKeyExists",
+    "ApiKeyNotFound",
+    "ApiKeyView",
+    "CreatedKey",
     "EmailNotFound",
     "EmailView",
     "EventView",
@@ -55,9 +60,11 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "LedgerSummary",
+    "Role",
     "Route",
     "StaleState",
     "can_move",
     "hash_sender",
     "is_unavailable",
+    "job_cursor",
 ]

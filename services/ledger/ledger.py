@@ -9,22 +9,26 @@ exactly one wins; the other gets ``False`` from a claim method (``start_ocr``,
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from functools import cached_property
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Update, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Update, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.ledger import migrate as migrations
+from services.ledger.apikeys import ApiKeys
 from services.ledger.engine import WRITE_OPTION, create_db_engine
 from services.ledger.errors import (
     EmailNotFound,
@@ -118,6 +122,11 @@ class Ledger:
     def outbox(self) -> RecordOutbox:
         """Audit rows and archive uploads owed for finished jobs."""
         return RecordOutbox(self)
+
+    @cached_property
+    def apikeys(self) -> ApiKeys:
+        """The admin API's keys (only hashes of their secrets are kept)."""
+        return ApiKeys(self)
 
     def migrate(self) -> None:
         """Create or upgrade the schema (``alembic upgrade head``); safe to call every start."""
@@ -417,11 +426,14 @@ class Ledger:
         reasons: Sequence[Any] = (),
         page_count: int,
         actor: str = "worker:ocr",
+        field_evidence: Mapping[str, Any] | None = None,
     ) -> JobState:
         """Store OCR results and route the job: ``ocr_pending -> extracted -> ready|needs_review``.
 
         ``route`` is ``"submit"`` or ``"review"``; ``reasons`` are ``{code, message}``
-        items explaining the decision. Returns the new state.
+        items explaining the decision. ``field_evidence`` says per field where on which
+        page it was read (``{"page", "polygon", "text", "page_width", "page_height"}``),
+        so a reviewer can see it on the page image. Returns the new state.
         """
         route = Route(route)
         reason_list = _normalise_reasons(reasons)
@@ -440,6 +452,7 @@ class Ledger:
                     "route": route.value,
                     "reasons": reason_list,
                     "page_count": page_count,
+                    "field_evidence": dict(field_evidence) if field_evidence is not None else None,
                 },
                 details={"confidence": confidence, "page_count": page_count},
             )
@@ -637,17 +650,31 @@ class Ledger:
         sort: str = "created_at",
         limit: int = 50,
         offset: int = 0,
+        *,
+        received_from: datetime | None = None,
+        received_to: datetime | None = None,
+        cursor: str | None = None,
     ) -> JobPage:
         """Filter, sort and page jobs (the exception queue is ``states=["needs_review"]``).
 
-        ``created_from`` is inclusive, ``created_to`` exclusive. Sort keys are those of
-        ``SORT_COLUMNS``, "-" first for descending; empty values sort last either way.
+        ``created_from`` is inclusive, ``created_to`` exclusive; so are ``received_from``
+        and ``received_to``, which filter on when the email arrived: its ``received_at``
+        (the Date header), or when we recorded it (``emails.created_at``) for an email
+        without one, so an undated email is still found by date. Sort keys are those of
+        ``SORT_COLUMNS``, "-" first for descending; empty values sort last either way,
+        ties by id.
+
+        Two ways to page: ``offset`` (the CLI), or ``cursor`` (from :func:`job_cursor`
+        of the previous page's last item), which resumes right after that item, so a
+        deep page costs what the first does and rows inserted meanwhile cause no gaps
+        or repeats. A cursor belongs to its sort key (``ValueError`` otherwise).
         """
         column = SORT_COLUMNS.get(sort.removeprefix("-"))
         if column is None:
             raise ValueError(f"unknown sort key {sort!r}; use one of {sorted(SORT_COLUMNS)}")
         if limit < 1 or offset < 0:
             raise ValueError("limit must be >= 1 and offset >= 0")
+        descending = sort.startswith("-")
 
         query = select(Job)
         if states is not None:
@@ -664,10 +691,20 @@ class Ledger:
             query = query.where(Job.created_at >= created_from)
         if created_to is not None:
             query = query.where(Job.created_at < created_to)
+        if received_from is not None or received_to is not None:
+            received = func.coalesce(Email.received_at, Email.created_at)
+            emails = select(Email.id)
+            if received_from is not None:
+                emails = emails.where(received >= _as_utc(received_from))
+            if received_to is not None:
+                emails = emails.where(received < _as_utc(received_to))
+            query = query.where(Job.email_id.in_(emails))
 
-        order = column.desc() if sort.startswith("-") else column.asc()
         with self._read() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            if cursor is not None:
+                query = query.where(_after_cursor(sort, column, descending, cursor))
+            order = column.desc() if descending else column.asc()
             rows = session.scalars(
                 query.order_by(order.nulls_last(), Job.id).limit(limit).offset(offset)
             ).all()
@@ -713,6 +750,48 @@ class Ledger:
             found = {state: n for state, n in session.execute(jobs).all()}
         by_state = {state: found.get(state, 0) for state in JobState}
         return LedgerSummary(emails=n_emails, attachments=n_parts, by_state=by_state)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, as the columns do."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def job_cursor(sort: str, job: JobSummary) -> str:
+    """The opaque cursor that resumes ``list_jobs(sort=sort)`` right after ``job``."""
+    value = getattr(job, sort.removeprefix("-"))
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    elif isinstance(value, JobState):
+        value = value.value
+    raw = json.dumps({"s": sort, "v": value, "i": job.id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _after_cursor(sort: str, column: Any, descending: bool, cursor: str) -> ColumnElement[bool]:
+    """Rows after the cursor's (value, id) in ``ORDER BY column [DESC] NULLS LAST, id``.
+
+    Written as ``column >= v AND (column > v OR id > i)`` so the range uses an index on
+    the sort column; rows whose value is NULL come after every value.
+    """
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, dict) or raw.get("s") != sort or not isinstance(raw["i"], str):
+            raise ValueError
+        value, after_id = raw["v"], raw["i"]
+        if value is not None and sort.removeprefix("-").endswith("_at"):
+            value = datetime.fromisoformat(value)
+        elif value is not None and not isinstance(value, int | float | str):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ValueError("the cursor is not valid for this sort order") from None
+    if value is None:
+        return and_(column.is_(None), Job.id > after_id)
+    beyond = column < value if descending else column > value
+    within = column <= value if descending else column >= value
+    after: ColumnElement[bool] = and_(within, or_(beyond, Job.id > after_id))
+    # "OR column IS NULL" only where NULLs can be: it keeps the planner off the index.
+    return or_(after, column.is_(None)) if Job.__table__.c[column.key].nullable else after
 
 
 #: Marks a value cut to fit its column.

@@ -136,6 +136,7 @@ class Job(Base):
             postgresql_where=_NOT_ORIGINAL_SQL,
         ),
         Index("ix_jobs_state_created_at", "state", "created_at"),
+        Index("ix_jobs_state_confidence", "state", "confidence"),
         Index("ix_jobs_created_at", "created_at"),
     )
 

@@ -58,7 +58,7 @@ class EventView:
 
 @dataclass(frozen=True)
 class JobSummary:
-    """Every column of a job; what ``list_jobs`` returns."""
+    """Every column of a job but its field evidence (``JobView``); what ``list_jobs`` returns."""
 
     id: str
     email_id: str
@@ -100,10 +100,16 @@ class JobSummary:
 
 @dataclass(frozen=True)
 class JobView(JobSummary):
-    """One job with its email and its whole event trail (oldest first)."""
+    """One job with its email and its whole event trail (oldest first).
+
+    ``field_evidence`` (where on which page each field was read: page, polygon in that
+    page image's pixels, the OCR line's text) is here and not on ``JobSummary``: only a
+    reviewer looking at one job needs it, not every row of a listing.
+    """
 
     email: EmailView
     events: tuple[EventView, ...]
+    field_evidence: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def of_full(cls, row: Job, email: Email, events: list[JobEvent]) -> JobView:
@@ -111,6 +117,7 @@ class JobView(JobSummary):
             **JobSummary.columns(row),
             email=EmailView.of(email),
             events=tuple(EventView.of(e) for e in events),
+            field_evidence=row.field_evidence,
         )
 
 

@@ -25,6 +25,8 @@ _TS = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("field_evidence", _JSON, nullable=True))
+    # The admin API's "state + confidence range, sorted by confidence" (scripts/benchmark_api.py).
+    op.create_index("ix_jobs_state_confidence", "jobs", ["state", "confidence"])
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(32), nullable=False),
@@ -41,5 +43,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("api_keys")
+    op.drop_index("ix_jobs_state_confidence", table_name="jobs")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("field_evidence")
