@@ -161,4 +161,5 @@ def result_record(result: DocumentResult) -> dict:
         },
         "reasons": [{"code": r.code, "message": r.message} for r in ex.reasons],
         "pages": result.page_count,
+        "field_evidence": ex.evidence_json(),
     }

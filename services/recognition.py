@@ -140,6 +140,7 @@ def _record(
             reasons=[{"code": r.code, "message": r.message} for r in extraction.reasons],
             page_count=result.page_count,
             actor=ACTOR,
+            field_evidence=extraction.evidence_json(),
         )
     except (StaleState, InvalidTransition):
         report.skipped.append(result.key)  # a redelivered twin finished it first

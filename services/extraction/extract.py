@@ -12,8 +12,9 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
+from services.extraction.evidence import FieldEvidence, locate
 from services.extraction.invoice import InvoiceResult, extract_invoice_number
-from services.extraction.layout import Row, build_rows
+from services.extraction.layout import Row, Span, build_rows
 from services.extraction.money import format_amount
 from services.extraction.provider import extract_provider
 from services.extraction.results import ClaimExtraction, Reason
@@ -74,7 +75,34 @@ def extract_claim(
         confidence = min(confidence, invoice.confidence)
     confidence = round(confidence, 4)
     route = "submit" if not reasons and confidence >= threshold else "review"
-    return ClaimExtraction(fields, field_confidence, confidence, route, reasons)
+    # Currency has no source line: it is defaulted or read from the text as a whole.
+    sources: dict[str, Sequence[Span | None]] = {
+        "total_amount": [total.source],
+        "service_date": [when.source],
+        "provider_name": name.source,
+        "provider_address": address.source,
+        "invoice_number": [invoice.source],
+        "tax_amount": [tax.source],
+    }
+    evidence = _evidence(fields, sources, pages)
+    return ClaimExtraction(fields, field_confidence, confidence, route, reasons, evidence)
+
+
+def _evidence(
+    fields: dict[str, str | None],
+    sources: dict[str, Sequence[Span | None]],
+    pages: Sequence[PageText],
+) -> dict[str, FieldEvidence]:
+    """Evidence for every field that has a value and a source line."""
+    out: dict[str, FieldEvidence] = {}
+    for name, spans in sources.items():
+        found = [span for span in spans if span is not None]
+        if fields.get(name) is None or not found:
+            continue
+        located = locate(found, pages)
+        if located is not None:
+            out[name] = located
+    return out
 
 
 def _total_reasons(total: AmountResult, threshold: float) -> list[Reason]:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.extraction.confidence import lookalike_adjusted, ocr_factor
-from services.extraction.layout import Row
+from services.extraction.layout import Row, Span
 
 _LABEL = re.compile(
     r"\b(?P<label>(TAX )?INVOICE|INVOIS|NO\.? INVOIS|INV|RECEIPT|RESIT|BILL|DOC(UMENT)?|CS|"
@@ -112,6 +112,7 @@ class InvoiceResult:
     as_read: str | None = None  # the token as recognised, before look-alikes were settled
     corrected: bool = False  # some letter was read as the digit it resembles
     ambiguous: bool = False  # some look-alike letter could be either and was left as read
+    source: Span | None = None  # where the number is printed
 
 
 def settle_lookalikes(value: str) -> Settled:
@@ -173,7 +174,7 @@ def extract_invoice_number(rows: Sequence[Row]) -> InvoiceResult:
     it (as for amounts), lowered further where look-alike letters were corrected or left
     undecided (:func:`invoice_confidence`).
     """
-    best: tuple[int, str, tuple[float, ...]] | None = None
+    best: tuple[int, str, tuple[float, ...], Span] | None = None
     for row in rows:
         for m in _LABEL.finditer(row.text):
             label = re.sub(r"[^A-Z]", "", m["label"].upper()).replace("TAX", "")
@@ -187,10 +188,10 @@ def extract_invoice_number(rows: Sequence[Row]) -> InvoiceResult:
             start = m.start("value") + len(raw) - len(raw.lstrip("/-"))
             confs = row.confs[start : start + len(value)]
             if best is None or rank < best[0]:
-                best = (rank, value, confs)
+                best = (rank, value, confs, Span(row, start, start + len(value)))
     if best is None:
         return InvoiceResult(None, 0.0)
-    _, value, confs = best
+    _, value, confs, source = best
     settled = settle_lookalikes(value)
     return InvoiceResult(
         value=settled.text.upper(),
@@ -198,4 +199,5 @@ def extract_invoice_number(rows: Sequence[Row]) -> InvoiceResult:
         as_read=value.upper(),
         corrected=bool(settled.corrected),
         ambiguous=bool(settled.ambiguous),
+        source=source,
     )

@@ -9,7 +9,7 @@ keeps a per-character confidence, letting a rule score exactly the characters it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from services.ocr.result import PageText, TextLine
 
@@ -32,6 +32,8 @@ class Row:
     rel_y: float  # centre of the row as a share of page height (0 top, 1 bottom)
     rel_left: float  # left edge as a share of page width
     segments: tuple[tuple[int, float, float], ...]  # (start offset in text, left, right)
+    # The OCR lines the row was joined from, one per segment (where a value was read).
+    lines: tuple[TextLine, ...] = field(default=(), compare=False, repr=False)
 
     def span_confidence(self, start: int, end: int) -> float:
         """Weakest character confidence in ``text[start:end]`` ignoring spaces we added."""
@@ -56,6 +58,27 @@ class Row:
     @property
     def height(self) -> float:
         return self.bottom - self.top
+
+    def lines_in(self, start: int, end: int) -> tuple[TextLine, ...]:
+        """The OCR lines that characters ``text[start:end]`` were read from."""
+        return tuple(
+            line
+            for (seg_start, _, _), line in zip(self.segments, self.lines, strict=True)
+            if seg_start < end and seg_start + len(line.text) > start
+        )
+
+
+@dataclass(frozen=True)
+class Span:
+    """Characters ``start:end`` of ``row``: where on the page a field's value was read."""
+
+    row: Row
+    start: int
+    end: int
+
+    @classmethod
+    def whole(cls, row: Row) -> Span:
+        return cls(row, 0, len(row.text))
 
 
 def _line_confs(line: TextLine) -> list[float]:
@@ -154,6 +177,7 @@ def build_rows(pages: Sequence[PageText]) -> list[Row]:
                     rel_y=((top + bottom) / 2) / height,
                     rel_left=min(ln.left for ln in group) / width,
                     segments=tuple(segments),
+                    lines=tuple(group),
                 )
             )
     rows.sort(key=lambda r: (r.page, (r.top + r.bottom) / 2))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.extraction.dates import find_dates
-from services.extraction.layout import Row
+from services.extraction.layout import Row, Span
 from services.extraction.money import find_amounts
 
 _LEGAL = re.compile(
@@ -62,6 +62,7 @@ _NAME_SEARCH_ROWS = 9
 class TextField:
     value: str | None
     confidence: float
+    source: tuple[Span, ...] = ()  # the whole rows the value was taken from
 
 
 def _mean_conf(rows: Sequence[Row]) -> float:
@@ -193,4 +194,8 @@ def extract_provider(rows: Sequence[Row]) -> tuple[TextField, TextField]:
     address, used = _address(header, texts, name_idx[-1] + 1)
     has_postcode = bool(address and _POSTCODE.search(address))
     addr_conf = _mean_conf(used) * (0.85 if has_postcode else 0.5)
-    return TextField(name or None, round(name_conf, 4)), TextField(address, round(addr_conf, 4))
+    name_source = tuple(Span.whole(header[i]) for i in name_idx)
+    return (
+        TextField(name or None, round(name_conf, 4), name_source),
+        TextField(address, round(addr_conf, 4), tuple(Span.whole(row) for row in used)),
+    )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from services.extraction.evidence import FieldEvidence
 
 FIELD_NAMES = (
     "total_amount",
@@ -33,3 +36,10 @@ class ClaimExtraction:
     confidence: float
     route: str  # "submit" | "review"
     reasons: list[Reason] = field(default_factory=list)
+    # Where each field with a value was read, for a reviewer to see it on the page;
+    # fields with no single printed source (a defaulted currency) have none.
+    field_evidence: dict[str, FieldEvidence] = field(default_factory=dict)
+
+    def evidence_json(self) -> dict[str, dict[str, Any]]:
+        """``field_evidence`` as stored in the ledger (``jobs.field_evidence``)."""
+        return {name: ev.as_json() for name, ev in self.field_evidence.items()}

@@ -19,7 +19,7 @@ from datetime import date
 
 from services.extraction.confidence import from_evidence, ocr_factor
 from services.extraction.dates import DateMatch, find_dates
-from services.extraction.layout import Row
+from services.extraction.layout import Row, Span
 from services.extraction.money import find_amounts
 
 _DATE_LABEL = re.compile(r"\b(DATE|TARIKH|TRKH|DT|TIME)\b", re.IGNORECASE)
@@ -42,6 +42,7 @@ class DateResult:
     in_future: bool = False
     too_old: bool = False
     conflicting_values: list[date] = field(default_factory=list)
+    source: Span | None = None  # the printing of the date that weighed most
 
 
 def _form_weight(m: DateMatch, text: str) -> float:
@@ -77,13 +78,17 @@ def choose_date(rows: Sequence[Row], today: date) -> DateResult:
     """The most evidenced plausible date, with a calibrated confidence."""
     evidence: dict[date, float] = defaultdict(float)
     ocr: dict[date, float] = defaultdict(float)
+    printed: dict[date, tuple[float, Span]] = {}
     for i, row in enumerate(rows):
         prev = rows[i - 1] if i > 0 else None
         for m in find_dates(row.text):
             read = row.span_confidence(m.start, m.end)
             # A shakily read date is weak evidence, for itself and as a rival.
-            evidence[m.value] += _occurrence_weight(m, row, prev) * max(ocr_factor(read), 0.05)
+            weight = _occurrence_weight(m, row, prev) * max(ocr_factor(read), 0.05)
+            evidence[m.value] += weight
             ocr[m.value] = max(ocr[m.value], read)
+            if m.value not in printed or weight > printed[m.value][0]:
+                printed[m.value] = (weight, Span(row, m.start, m.end))
     if not evidence:
         return DateResult(None, 0.0)
 
@@ -111,4 +116,5 @@ def choose_date(rows: Sequence[Row], today: date) -> DateResult:
         in_future=in_future,
         too_old=too_old,
         conflicting_values=sorted(others),
+        source=printed[best][1],
     )

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from services.extraction.confidence import from_evidence, ocr_factor
 from services.extraction.labels import Kind, classify
-from services.extraction.layout import Row
+from services.extraction.layout import Row, Span
 from services.extraction.money import find_amounts
 
 FIVE_SEN = Decimal("0.05")
@@ -46,6 +46,12 @@ class Labelled:
     ocr: float  # weakest recognition confidence among the amount's characters
     from_row_above: bool
     comma_decimal: bool
+    start: int = 0  # where in ``row.text`` the amount is printed
+    end: int = 0
+
+    @property
+    def span(self) -> Span:
+        return Span(self.row, self.start, self.end)
 
 
 @dataclass
@@ -61,6 +67,8 @@ class AmountResult:
     rounding_ambiguous: bool = False  # both the unrounded and the rounded total are printed
     checks: list[str] = field(default_factory=list)
     conflicting_values: list[Decimal] = field(default_factory=list)
+    # Where the value is printed; None when it was computed from several (CASH - CHANGE).
+    source: Span | None = None
 
 
 def labelled_amounts(rows: Sequence[Row]) -> list[Labelled]:
@@ -91,6 +99,8 @@ def labelled_amounts(rows: Sequence[Row]) -> list[Labelled]:
                     ocr=row.span_confidence(amt.start, amt.end),
                     from_row_above=above,
                     comma_decimal=amt.comma_decimal,
+                    start=amt.start,
+                    end=amt.end,
                 )
             )
             if kind is not Kind.NONE:
@@ -100,7 +110,7 @@ def labelled_amounts(rows: Sequence[Row]) -> list[Labelled]:
 
 
 def _with_kind(item: Labelled, kind: Kind) -> Labelled:
-    return Labelled(item.value, kind, item.row, item.ocr, item.from_row_above, item.comma_decimal)
+    return replace(item, kind=kind)
 
 
 def _label_above(above: Row, row: Row) -> tuple[Kind, bool]:
@@ -228,6 +238,12 @@ def choose_total(items: Sequence[Labelled]) -> AmountResult:
     confidence *= factor
     if best_readings and all(it.comma_decimal for it in best_readings):
         confidence *= 0.85
+    # Shown to a reviewer: the printing under the strongest total label, else the first.
+    shown = max(
+        best_readings,
+        key=lambda it: (_LABEL_WEIGHT.get(it.kind, 0.0), -it.row.index),
+        default=None,
+    )
     return AmountResult(
         value=best,
         confidence=round(min(confidence, 0.999), 4),
@@ -238,6 +254,7 @@ def choose_total(items: Sequence[Labelled]) -> AmountResult:
         rounding_ambiguous=rounding_ambiguous,
         checks=checks[best],
         conflicting_values=sorted(conflicts),
+        source=shown.span if shown is not None else None,
     )
 
 
@@ -254,7 +271,9 @@ def _fallback_total(items: Sequence[Labelled]) -> AmountResult:
     if not lower:
         return AmountResult(None, 0.0, "none")
     best = max(lower, key=lambda it: it.value)
-    return AmountResult(best.value, 0.3 * ocr_factor(best.ocr), "largest_amount", support=0.3)
+    return AmountResult(
+        best.value, 0.3 * ocr_factor(best.ocr), "largest_amount", support=0.3, source=best.span
+    )
 
 
 def choose_tax(items: Sequence[Labelled], total: Decimal | None) -> AmountResult:
@@ -278,4 +297,6 @@ def choose_tax(items: Sequence[Labelled], total: Decimal | None) -> AmountResult
 
     best = max(taxes, key=lambda it: (score(it), -it.row.index))
     conf = _evidence_to_confidence(score(best)) * ocr_factor(best.ocr)
-    return AmountResult(best.value, round(conf, 4), "labelled", support=score(best))
+    return AmountResult(
+        best.value, round(conf, 4), "labelled", support=score(best), source=best.span
+    )

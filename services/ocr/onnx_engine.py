@@ -110,12 +110,12 @@ class OnnxOcrEngine:
 
     def read(self, pages: Sequence[np.ndarray]) -> list[PageText]:
         upright = [self._upright(page) for page in pages]
-        detected = [dets for _, dets in upright]
+        detected = [dets for _, _, dets in upright]
         crops = [d.crop for dets in detected for d in dets]
         texts = self._recognise(crops)
         results: list[PageText] = []
         cursor = 0
-        for (page, _), dets in zip(upright, detected, strict=True):
+        for (page, turns, _), dets in zip(upright, detected, strict=True):
             lines = []
             for det in dets:
                 text, probs = texts[cursor]
@@ -126,22 +126,29 @@ class OnnxOcrEngine:
                 box = quad(det.box)
                 lines.append(TextLine(text, box, score, tuple(float(p) for p in probs)))
             height, width = page.shape[:2]
-            results.append(PageText(width, height, reading_order(lines)))
+            results.append(PageText(width, height, reading_order(lines), turns))
         return results
 
     # -- orientation ----------------------------------------------------------------
 
-    def _upright(self, page: np.ndarray) -> tuple[np.ndarray, list[_Detected]]:
-        """Detect text, turning the page a quarter or half turn if it lies sideways or flipped."""
+    def _upright(self, page: np.ndarray) -> tuple[np.ndarray, int, list[_Detected]]:
+        """Detect text, turning the page a quarter or half turn if it lies sideways or flipped.
+
+        Also returns the clockwise quarter turns given (``PageText.turns``), so boxes on
+        the turned page can be mapped back onto the page as handed in.
+        """
+        turns = 0
         dets = self._detect([page])[0]
         tall = sum(1 for d in dets if d.crop.shape[0] > d.crop.shape[1])
         if len(dets) >= 3 and tall > len(dets) / 2:
-            page = np.ascontiguousarray(np.rot90(page, k=-1))
+            page = np.ascontiguousarray(np.rot90(page, k=-1))  # a clockwise quarter turn
+            turns += 1
             dets = self._detect([page])[0]
         if self._upside_down([d.crop for d in dets]):
             page = np.ascontiguousarray(np.rot90(page, k=2))
+            turns += 2
             dets = self._detect([page])[0]
-        return page, dets
+        return page, turns, dets
 
     def _upside_down(self, crops: list[np.ndarray]) -> bool:
         """Majority vote of the 180-degree line classifier over the widest lines."""

@@ -66,11 +66,37 @@ class TextLine:
 
 @dataclass(frozen=True)
 class PageText:
-    """All lines read on one page, in reading order (top to bottom, left to right)."""
+    """All lines read on one page, in reading order (top to bottom, left to right).
+
+    ``turns`` counts the clockwise quarter turns the engine gave the page it was handed
+    before reading it (a sideways or upside-down scan). ``width``, ``height`` and every
+    box are of that turned, upright page, which is what layout rules need;
+    :meth:`to_input` and :attr:`input_size` give a point and the size on the page as
+    handed in, which is the image a person is shown.
+    """
 
     width: int
     height: int
     lines: tuple[TextLine, ...]
+    turns: int = 0
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the page as handed to the engine."""
+        if self.turns % 2:
+            return self.height, self.width
+        return self.width, self.height
+
+    def to_input(self, point: Point) -> Point:
+        """``point`` of this (turned) page in the pixels of the page as handed in."""
+        x, y = point
+        width, height = self.width, self.height
+        for _ in range(self.turns % 4):
+            # One clockwise turn took input (x, y) of a W x H page to (H - y, x) on an
+            # H x W page; undo it.
+            x, y = y, width - x
+            width, height = height, width
+        return x, y
 
 
 def reading_order(lines: Sequence[TextLine]) -> tuple[TextLine, ...]:
