@@ -10,6 +10,7 @@ Turning settings into objects happens in one place, ``workers.wiring``.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -130,6 +131,15 @@ class Settings(BaseSettings):
     archive_dir: Path | None = Field(default=None, alias="ARCHIVE_DIR")
     drive_folder_id: str = Field(default="", alias="DRIVE_FOLDER_ID")
 
+    # Admin HTTP API (``claims-ocr api``; ``claims-ocr run`` starts it too).
+    api_host: str = Field(default="127.0.0.1", alias="API_HOST")
+    api_port: int = Field(default=8000, ge=1, le=65535, alias="API_PORT")
+    # Origins allowed to call the API from a browser, comma-separated; empty: none.
+    api_cors_origins: str = Field(default="", alias="API_CORS_ORIGINS")
+    # Requests per API key, e.g. "120/minute" or "10/second;1000/hour" (moving window).
+    api_rate_limit: str = Field(default="120/minute", alias="API_RATE_LIMIT")
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, alias="API_MAX_BODY_BYTES")
+
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     # auto: JSON lines unless writing to a terminal.
     log_format: Literal["auto", "json", "console"] = Field(default="auto", alias="LOG_FORMAT")
@@ -140,6 +150,21 @@ class Settings(BaseSettings):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value.upper()
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError('must be a rate like "120/minute" or "10/second;1000/hour"') from None
+        return value
+
+    @property
+    def api_cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.api_cors_origins.split(",") if o.strip()]
 
     @property
     def demo(self) -> bool:
@@ -212,6 +237,18 @@ class Settings(BaseSettings):
         return self.data_dir / "paddle-models"
 
 
+#: Where secrets mounted as files are read from (Docker/Compose secrets); one file per
+#: setting, named like its variable in lower case (e.g. ``ncb_api_key``).
+SECRETS_DIR_VARIABLE = "CLAIMS_OCR_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+def secrets_dir() -> Path | None:
+    """The secrets folder when there is one (an environment variable still wins over it)."""
+    folder = Path(os.environ.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR)
+    return folder if folder.is_dir() else None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(_secrets_dir=secrets_dir())  # type: ignore[call-arg]

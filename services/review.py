@@ -33,7 +33,9 @@ def normalise_corrections(corrections: Mapping[str, str | None]) -> dict[str, st
                 amount = Decimal(value.replace(",", "").removeprefix("RM").strip())
             except InvalidOperation:
                 raise CorrectionError(f"{name} must be a number like 12.50.") from None
-            if amount < 0 or amount != amount.quantize(Decimal("0.01")):
+            if not amount.is_finite() or amount < 0 or amount.adjusted() >= 12:
+                raise CorrectionError(f"{name} must be a positive amount below 10^12.")
+            if amount != amount.quantize(Decimal("0.01")):
                 raise CorrectionError(f"{name} must be positive with at most 2 decimals.")
             value = f"{amount:.2f}"
         elif value and name == "service_date":

@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite."""
 
 pytest_plugins = [
+    "tests.support.api_fixtures",
     "tests.support.dovecot",
     "tests.support.google_standin",
     "tests.support.ledger_fixtures",

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from services.config import Settings, get_settings
-from services.logs import configure_logging
+from services.logs import configure_logging, get_logger
 
 if TYPE_CHECKING:
     from services.invariants import Verdict
+    from services.ledger import Ledger
 
 DOCUMENT_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".pdf"}
 
@@ -72,15 +73,18 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run the pipeline: poller, OCR worker, submitter and beat",
+        help="run the pipeline: poller, OCR worker, submitter, beat and the admin API",
         description=(
-            "Start the OCR and submit workers and beat as Celery processes. Production "
+            "Start the OCR and submit workers and beat as Celery processes, and the admin "
+            "API (claims-ocr api) on API_HOST:API_PORT (not with --once). Production "
             "(the default, CLAIMS_OCR_ENV=production) first checks the settings and refuses "
             "to start, naming every problem, when NCB, its key, the mailbox or Redis is "
-            "missing. --demo runs on the embedded defaults instead: the bundled sample inbox "
+            "missing, or when API_PORT is taken. --demo runs on the embedded defaults instead: "
+            "the bundled sample inbox "
             "(copied into DATA_DIR/inbox on a first run), the NCB stand-in when "
             "NCB_API_BASE_URL is empty, and an embedded SQLite broker when Redis does not "
-            "answer. Worker logs go to DATA_DIR/logs. A worker or beat that dies is restarted "
+            "answer. Worker and API logs go to DATA_DIR/logs. A worker, beat or the API that "
+            "dies is restarted "
             "with backoff (the run gives up, exit 1, after 10 quick deaths in a row). SIGINT "
             "or SIGTERM stops the workers cleanly and exits 0 (--once: 1 if jobs are still in "
             "progress)."
@@ -126,6 +130,43 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
     check.set_defaults(handler=_check)
 
+    api = commands.add_parser(
+        "api",
+        help="serve the admin HTTP API (jobs, review queue, stats, review page)",
+        description=(
+            "Serve the admin HTTP API with uvicorn: /api/v1 (jobs, the review queue, "
+            "approve/reject/retry, stats; every route needs an API key from "
+            "'claims-ocr apikey create'), /health, /health/ready, the review page at /review "
+            "and the OpenAPI docs at /docs. Migrates the ledger first. Stops on SIGINT or "
+            "SIGTERM. 'claims-ocr run' starts it too (not with --once)."
+        ),
+    )
+    api.add_argument("--host", default=None, help="address to listen on (default: API_HOST)")
+    api.add_argument("--port", type=int, default=None, help="port (default: API_PORT)")
+    api.set_defaults(handler=_api)
+
+    apikey = commands.add_parser(
+        "apikey",
+        help="create, list and revoke the admin API's keys",
+        description=(
+            "Manage the admin API's keys, kept in the ledger (only a hash of each secret). "
+            "Roles: viewer (read everything), reviewer (+ approve, reject, retry), admin."
+        ),
+    )
+    keys = apikey.add_subparsers(dest="apikey_command", required=True, metavar="ACTION")
+    create = keys.add_parser("create", help="create a key and print it (the only time it is shown)")
+    create.add_argument("name", help="who holds the key; reviewer actions show as api:NAME")
+    create.add_argument(
+        "--role", required=True, choices=("viewer", "reviewer", "admin"), help="what it may do"
+    )
+    create.set_defaults(handler=_apikey_create)
+    listing = keys.add_parser("list", help="list keys (names, roles, last use; no secrets)")
+    listing.add_argument("--json", action="store_true", help="print one JSON object per key")
+    listing.set_defaults(handler=_apikey_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by name (refused from then on)")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=_apikey_revoke)
+
     from workers.review_cli import add_review_commands
 
     add_review_commands(commands)
@@ -149,6 +190,93 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Se
             print(f"  - {problem}", file=sys.stderr)
         print("Fix these settings, or try it with: claims-ocr run --demo", file=sys.stderr)
         return 2
+
+
+def _api(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings) -> int:
+    from services.api.server import serve
+    from workers.wiring import Resources, api_app
+
+    host = args.host or settings.api_host
+    port = settings.api_port if args.port is None else args.port
+    resources = Resources(settings)
+    try:
+        resources.ledger.migrate()
+        app = api_app(resources)
+        log = get_logger("workers.api")
+        log.info(
+            "admin API listening", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/docs"
+        )
+        serve(app, host, port)
+    finally:
+        resources.close()
+    return 0
+
+
+def _apikey_ledger(settings: Settings) -> Ledger:
+    from services.ledger import Ledger
+
+    ledger = Ledger(settings.ledger_url)
+    ledger.migrate()
+    return ledger
+
+
+def _apikey_create(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings
+) -> int:
+    from services.ledger import ApiKeyExists
+
+    with _apikey_ledger(settings) as ledger:
+        try:
+            created = ledger.apikeys.create(args.name, args.role)
+        except (ApiKeyExists, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(created.key)
+    print(
+        f"API key {created.view.name!r} ({created.view.role}) created; it is shown only once.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _apikey_list(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings
+) -> int:
+    with _apikey_ledger(settings) as ledger:
+        keys = ledger.apikeys.list()
+    for key in keys:
+        record = {
+            "id": key.id,
+            "name": key.name,
+            "role": str(key.role),
+            "created_at": key.created_at.isoformat(),
+            "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        }
+        if args.json:
+            print(json.dumps(record))
+        else:
+            status = "revoked" if key.revoked_at else "active"
+            used = record["last_used_at"] or "never used"
+            print(f"{key.name:<24} {key.role:<9} {status:<8} {key.id}  {used}")
+    if not args.json and not keys:
+        print("no API keys; create one with: claims-ocr apikey create NAME --role ROLE")
+    return 0
+
+
+def _apikey_revoke(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings
+) -> int:
+    from services.ledger import ApiKeyNotFound
+
+    with _apikey_ledger(settings) as ledger:
+        try:
+            ledger.apikeys.revoke(args.name)
+        except ApiKeyNotFound as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"revoked API key {args.name!r}")
+    return 0
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings) -> int:

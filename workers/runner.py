@@ -1,6 +1,7 @@
 """``claims-ocr run``: the whole pipeline on one machine, as real Celery processes.
 
-Starts the OCR worker, the submit + poll worker and beat (``celery -A workers.worker``).
+Starts the OCR worker, the submit + poll worker and beat (``celery -A workers.worker``),
+and, unless ``--once``, the admin API (``claims-ocr api`` on ``API_HOST:API_PORT``).
 Production (the default) starts only after :mod:`services.preflight` finds nothing
 missing: Redis, NCB's URL and key, a named mailbox. ``--demo`` runs on the embedded
 defaults instead: the bundled sample inbox, the NCB stand-in, Redis when ``REDIS_URL``
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -152,6 +154,11 @@ class WorkerProcesses:
             ),
         )
 
+    def start_api(self, host: str, port: int) -> subprocess.Popen[bytes]:
+        """The admin API, supervised like the workers (``claims-ocr api``)."""
+        argv = [sys.executable, "-m", "workers.cli", "api", "--host", host, "--port", str(port)]
+        return self.start("api", argv)
+
     def start_beat(self, schedule_file: Path, log_level: str) -> subprocess.Popen[bytes]:
         return self.start("beat", celery_argv("beat", "-s", str(schedule_file), "-l", log_level))
 
@@ -247,6 +254,17 @@ class WorkerProcesses:
         self.children.clear()
 
 
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` yet (so the API can bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def celery_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "--quiet", "-A", "workers.worker", *args]
 
@@ -324,12 +342,18 @@ def _run(settings: Settings, *, once: bool, timeout_s: float, stop: StopRequest)
     clock = time.monotonic()
     broker = demo_broker(settings) if settings.demo else settings.celery_broker_url
     problems = startup_problems(settings, broker_answers=redis_answers(broker))
+    if not once and not port_free(settings.api_host, settings.api_port):
+        problems.append(
+            f"API_PORT {settings.api_port} on {settings.api_host} is in use (another "
+            "claims-ocr run?); stop it or set API_PORT"
+        )
     if problems:
         raise StartupRefused(problems)
     for warning in production_warnings(settings):
         log.warning(warning)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.demo and settings.maildir_path is None and install_sample_inbox(settings.maildir):
+    folder_demo = settings.demo and settings.mail_source == "maildir" and not settings.maildir_path
+    if folder_demo and install_sample_inbox(settings.maildir):
         log.info("copied the bundled sample inbox", maildir=str(settings.maildir))
     ledger = Ledger(settings.ledger_url)
     ledger.migrate()
@@ -378,6 +402,9 @@ def _run(settings: Settings, *, once: bool, timeout_s: float, stop: StopRequest)
         workers.start_worker("submit", "submit,poll", concurrency=2, log_level=level)
         workers.start_beat(settings.data_dir / "celerybeat-schedule", log_level=level)
         if not once:
+            workers.start_api(settings.api_host, settings.api_port)
+            url = f"http://{settings.api_host}:{settings.api_port}"
+            log.info("admin API starting", url=url, review_page=f"{url}/review", docs=f"{url}/docs")
             log.info("claims-ocr running; Ctrl-C or SIGTERM stops it", env=settings.env)
             return _serve_forever(workers, stop)
         resources = Resources(settings.model_copy(update={"broker_url": broker}))

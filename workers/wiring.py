@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from fastapi import FastAPI
 from google.auth.credentials import Credentials as GoogleCredentials
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -247,6 +248,52 @@ class Resources:
         client = built.get("breaker_redis")
         if client is not None:
             client.close()
+
+
+def mail_source_name(settings: Settings) -> str:
+    """The name the mail source records its syncs under (``MailSource.name``)."""
+    if settings.mail_source != "maildir":
+        return settings.mail_source
+    from services.mail.maildir import is_maildir
+
+    return "maildir" if is_maildir(settings.maildir) else "folder"
+
+
+def api_app(resources: Resources) -> FastAPI:
+    """The admin API over this process's resources, with every readiness check."""
+    from services.api.app import create_app
+    from services.api.health import (
+        broker_check,
+        ledger_check,
+        mail_source_check,
+        ncb_circuit_check,
+        ncb_reachability_check,
+        ocr_engine_check,
+        outbox_check,
+        queue_depth_check,
+    )
+    from services.preflight import feature_problems
+
+    s = resources.settings
+    ledger = resources.ledger
+    checks = {
+        "ledger": ledger_check(ledger),
+        "broker": broker_check(resources.breaker_redis),
+        "mail_source": mail_source_check(ledger, mail_source_name(s), s.poll_interval_s),
+        "ocr_engine": ocr_engine_check(s.ocr_engine, s.ocr_device, lambda: feature_problems(s)),
+        "ncb": ncb_reachability_check(s.ncb_api_base_url),
+        "ncb_circuit": ncb_circuit_check(resources.breaker),
+        "queues": queue_depth_check(resources.breaker_redis),
+        "outbox": outbox_check(ledger),
+    }
+    return create_app(
+        ledger=ledger,
+        blobs=resources.blobs,
+        dispatcher=resources.dispatcher,
+        settings=s,
+        health_checks=checks,
+        page_limits=resources.page_limits,
+    )
 
 
 _process_resources: Resources | None = None

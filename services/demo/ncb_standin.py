@@ -20,7 +20,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import threading
 import time
 from collections import deque
@@ -28,10 +27,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -39,6 +36,7 @@ from pydantic import BaseModel, Field
 from services.config import STANDIN_NCB_API_KEY
 from services.ncb.contract import NcbContract
 from services.private_files import open_private
+from services.threaded_server import ThreadedServer
 
 log = logging.getLogger(__name__)
 
@@ -409,13 +407,8 @@ class _DropConnection(Response):
 # -- the runner ----------------------------------------------------------------------
 
 
-class StandinServer:
-    """Serves the stand-in with uvicorn in a daemon thread.
-
-    ``port=0`` picks a free port at the first start; later starts reuse it, so a
-    test can stop the server (connection refused) and start it again at the same
-    URL with its memory intact.
-    """
+class StandinServer(ThreadedServer):
+    """Serves the stand-in with uvicorn in a daemon thread (see ``ThreadedServer``)."""
 
     def __init__(
         self,
@@ -428,68 +421,15 @@ class StandinServer:
         contract: NcbContract | None = None,
     ) -> None:
         path = Path(record_path) if record_path is not None else None
-        self.app = app or create_app(api_key, record_path=path, contract=contract)
+        super().__init__(
+            app or create_app(api_key, record_path=path, contract=contract), host=host, port=port
+        )
         self.api_key = api_key
-        self.host = host
-        self.port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._lifecycle = threading.Lock()
         self.state.down_hook = self.go_down
 
     @property
     def state(self) -> StandinState:
         return self.app.state.standin
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    def start(self, timeout_s: float = 10.0) -> Self:
-        with self._lifecycle:
-            if self._server is not None:
-                return self
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(128)
-            self.port = sock.getsockname()[1]
-            config = uvicorn.Config(
-                self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
-            )
-            server = uvicorn.Server(config)
-            thread = threading.Thread(
-                target=server.run,
-                kwargs={"sockets": [sock]},
-                daemon=True,
-                name=f"ncb-standin-{self.port}",
-            )
-            thread.start()
-            deadline = time.monotonic() + timeout_s
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    sock.close()
-                    raise RuntimeError("NCB stand-in did not start")
-                time.sleep(0.01)
-            self._server, self._thread, self._sock = server, thread, sock
-            return self
-
-    def stop(self) -> None:
-        """Close the listening socket and stop serving (clients get refused)."""
-        with self._lifecycle:
-            if self._server is None:
-                return
-            self._server.should_exit = True
-            if self._thread is not None:
-                self._thread.join(timeout=10)
-            if self._sock is not None:
-                self._sock.close()
-            self._server = self._thread = self._sock = None
 
     def go_down(self, seconds: float) -> None:
         """Refuse connections for ``seconds``, then serve again (same port)."""
@@ -501,17 +441,6 @@ class StandinServer:
             self.start()
 
         threading.Thread(target=cycle, daemon=True, name="ncb-standin-down").start()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,7 @@ import pytest
 from services.demo import SAMPLE_INBOX_DIR
 from services.demo.ncb_standin import read_records
 from services.ledger import JobState, Ledger
+from tests.support.net import free_ports
 from tests.support.processes import children, descendants
 from workers.runner import GaveUp, RestartPolicy, WorkerProcesses
 
@@ -54,6 +55,7 @@ def run_env(data_dir: Path, redis_url: str, **extra: str) -> dict[str, str]:
         "POLL_INTERVAL_S": "3600",
         "PYTHONUNBUFFERED": "1",
         "LOG_FORMAT": "json",
+        "API_PORT": str(free_ports(1)[0]),  # `run` serves the API; never the default 8000
     }
     for name in ("DATABASE_URL", "NCB_API_BASE_URL", "MAILDIR_PATH", "CELERY_BROKER_URL"):
         env.pop(name, None)

@@ -17,7 +17,8 @@ import pytest
 
 from services.mail import EmailOutcome, MailSource, MailSourceError, OutcomeMarking, RawEmail
 from services.mail.imap import ImapSource
-from tests.support.dovecot import DovecotServer, free_ports
+from tests.support.dovecot import DovecotServer
+from tests.support.net import free_ports
 
 QUEUED = "$ClaimsQueued"
 OUTCOMES = {"$ClaimsProcessed", "$ClaimsNeedsReview", "$ClaimsFailed"}

@@ -49,6 +49,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.net import free_ports
+
 USERNAME = "claims"
 PASSWORD = "s3cret-Test-pass"
 HOST = "127.0.0.1"
@@ -60,15 +62,6 @@ def _binary(name: str) -> str | None:
     """``name`` on PATH, or in the sbin folders a non-root PATH often lacks."""
     path = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin:/usr/local/sbin:/sbin"
     return shutil.which(name, path=path)
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` different TCP ports on 127.0.0.1 that nothing listens on right now."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind((HOST, 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def make_self_signed_cert(cert_path: Path, key_path: Path) -> None:

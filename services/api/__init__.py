@@ -1,0 +1,1 @@
+"""Admin HTTP API for operators: job queries, the review queue and reviewer actions."""
