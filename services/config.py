@@ -140,6 +140,18 @@ class Settings(BaseSettings):
     api_rate_limit: str = Field(default="120/minute", alias="API_RATE_LIMIT")
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, alias="API_MAX_BODY_BYTES")
 
+    # Prometheus /metrics of each Celery worker node and beat (the API serves its own on
+    # API_PORT). `claims-ocr run` gives its OCR worker this port, the submit worker +1 and
+    # beat +2; 0 turns them off.
+    metrics_port: int = Field(default=9108, ge=0, le=65535, alias="METRICS_PORT")
+    # Sentry: on only when SENTRY_DSN is set; events are stripped of claim data first.
+    sentry_dsn: SecretStr = Field(default=SecretStr(""), alias="SENTRY_DSN")
+    # Empty: CLAIMS_OCR_ENV (production or demo).
+    sentry_environment: str = Field(default="", alias="SENTRY_ENVIRONMENT")
+    sentry_traces_sample_rate: float = Field(
+        default=0.0, ge=0, le=1, alias="SENTRY_TRACES_SAMPLE_RATE"
+    )
+
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     # auto: JSON lines unless writing to a terminal.
     log_format: Literal["auto", "json", "console"] = Field(default="auto", alias="LOG_FORMAT")

@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from services import metrics
 from services.blobs import BlobStore
 from services.ledger import WHOLE_EMAIL_PART, JobState, Ledger, is_unavailable
 from services.logs import bound_contextvars, get_logger
@@ -64,6 +65,12 @@ SKIP_MESSAGES: Mapping[str, str] = {
     SkipReason.ATTACHMENT_TOO_LARGE: "The attachment is larger than the limit; it was not kept.",
     SkipReason.UNREADABLE_PART: "A part whose content could not be extracted (raw bytes kept).",
 }
+#: ``claims_attachments_received`` outcome of a new attachment's job, by its first state.
+ATTACHMENT_OUTCOMES: Mapping[JobState, str] = {
+    JobState.RECEIVED: "job",
+    JobState.SKIPPED: "skipped",
+    JobState.DUPLICATE: "duplicate",
+}
 #: ``IncomingEmail.problems`` that mean part of the email may not have been read.
 UNREAD_PROBLEMS = frozenset(
     {MailProblem.UNREADABLE_STRUCTURE, MailProblem.TOO_DEEPLY_NESTED, MailProblem.TOO_MANY_PARTS}
@@ -101,6 +108,7 @@ def ingest(
                 if not intake.run(max_attachment_bytes, max_email_bytes):
                     continue
                 report.emails += 1
+                metrics.record_email_received(source.name)
                 try:
                     source.mark_done(raw.source_id)
                 except Exception as exc:  # recorded all the same; the next poll finds it
@@ -119,6 +127,7 @@ def ingest(
 def _record_sync(
     ledger: Ledger, source: str, status: str = "ok", detail: str | None = None
 ) -> None:
+    metrics.record_mail_sync(source, status)
     try:
         ledger.sources.record_sync(source, status, detail)
     except Exception as exc:  # health is for people; never let it undo a poll
@@ -218,6 +227,8 @@ class _Intake:
         )
         self.report.attachments += 1
         state = self.ledger.get_job(job_id).state
+        if created:
+            metrics.record_attachment(self.source, ATTACHMENT_OUTCOMES.get(state, "job"))
         # Also a job recorded by an earlier poll that was cut off before queueing it.
         if state is JobState.RECEIVED:
             self.report.new_jobs.append(job_id)
@@ -282,6 +293,7 @@ class _Intake:
             self.report.left_for_next_poll += 1
             return False
         self.report.quarantined += 1
+        metrics.record_attachment(self.source, "quarantined")
         return True
 
 

@@ -11,9 +11,11 @@ jobs was taken before is split (:func:`should_split`), so such a document fails 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from services import metrics
 from services.blobs import BlobStore
 from services.claim_reader import DocumentResult, read_documents
 from services.extraction import ClaimExtraction, Reason
@@ -108,7 +110,12 @@ def recognise_jobs(
             ledger.fail(job_id, "blob_missing", "The stored attachment bytes are missing.", ACTOR)
             report.failed.append(job_id)
 
-    for result in read_documents(engine, documents, limits=limits, threshold=threshold):
+    started = time.perf_counter()
+    results = read_documents(engine, documents, limits=limits, threshold=threshold)
+    if documents:
+        pages = sum(r.page_count for r in results)
+        metrics.record_ocr_batch(engine.name, pages, time.perf_counter() - started)
+    for result in results:
         with bound_contextvars(job_id=result.key, email_id=taken[result.key].email_id):
             _record(result, taken[result.key], ledger, report, member_id_as_policy)
     return report
@@ -146,6 +153,8 @@ def _record(
         report.skipped.append(result.key)  # a redelivered twin finished it first
         return
     (report.ready if state is JobState.READY else report.needs_review).append(result.key)
+    metrics.record_confidence(extraction.field_confidence, extraction.confidence)
+    metrics.record_route(extraction.route, [r.code for r in extraction.reasons])
     log.info(
         "document read",
         pages=result.page_count,

@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
+from services import metrics
 from services.ledger import JobState, Ledger
 from services.ledger.outbox import ARCHIVE, AUDIT
 from services.logs import bind_contextvars, get_logger
@@ -111,12 +112,14 @@ def submit_job(
     client's shared breaker (see :func:`hold_submissions`), not only this claim.
     """
     if not ledger.begin_submit(job_id, actor=ACTOR):
+        metrics.record_ncb_submission("not_ready")
         return SubmissionOutcome(Outcome.NOT_READY)
     try:
         claim = build_claim(ledger, job_id, member_id_as_policy=member_id_as_policy)
     except (ValueError, TypeError) as exc:
         log.info("claim not sendable", reason="invalid_claim")
         ledger.submit_rejected(job_id, "invalid_claim", str(exc), actor=ACTOR)
+        metrics.record_ncb_submission("rejected")
         return SubmissionOutcome(Outcome.REJECTED)
     try:
         result = ncb.submit(job_id, claim)
@@ -129,12 +132,14 @@ def submit_job(
             details=exc.details,
             actor=ACTOR,
         )
+        metrics.record_ncb_submission("rejected")
         return SubmissionOutcome(Outcome.REJECTED)
     except NcbAuthError as exc:
         ledger.submit_deferred(
             job_id, f"NCB refused our credentials ({exc.status_code}).", code="ncb_auth_failed"
         )
         log.error("NCB refused our credentials: submissions stop", status=exc.status_code)
+        metrics.record_ncb_submission("auth_failed")
         return SubmissionOutcome(Outcome.AUTH_FAILED)
     except NcbUnavailable as exc:
         if exc.ncb_asked:
@@ -146,12 +151,15 @@ def submit_job(
                 f"all submissions held for {held:.0f}s.",
                 code="ncb_retry_after",
             )
+            metrics.record_ncb_submission("deferred")  # NCB itself asked us to wait
             return SubmissionOutcome(Outcome.DEFERRED, held)
         log.info("NCB unavailable: claim deferred", retry_after_s=exc.retry_after_s)
         ledger.submit_deferred(job_id, f"NCB unavailable: {exc.reason}")
+        metrics.record_ncb_submission("unavailable")  # down, failing or circuit open
         return SubmissionOutcome(Outcome.DEFERRED, exc.retry_after_s)
     ledger.finish_submit(job_id, result.claim_reference, actor=ACTOR)
     log.info("claim submitted", request_id=result.request_id, attempts=result.attempts)
+    metrics.record_ncb_submission("submitted")
     return SubmissionOutcome(Outcome.SUBMITTED)
 
 
@@ -211,6 +219,8 @@ def finalize_job(job_id: str, *, ledger: Ledger) -> bool:
             ),
         },
     )
+    if new:  # the first finalize after NCB accepted the claim (a repeat queues nothing)
+        metrics.record_received_to_submitted(received_at, submitted_at)
     log.info("claim records queued", new=new)
     return True
 

@@ -194,10 +194,12 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Se
 
 def _api(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings) -> int:
     from services.api.server import serve
+    from services.sentry import init_sentry
     from workers.wiring import Resources, api_app
 
     host = args.host or settings.api_host
     port = settings.api_port if args.port is None else args.port
+    init_sentry(settings, "api")
     resources = Resources(settings)
     try:
         resources.ledger.migrate()

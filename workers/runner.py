@@ -34,6 +34,8 @@ from services.ledger import WORKING_STATES, JobState, Ledger
 from services.logs import get_logger
 from services.mail import MaildirSource
 from services.preflight import production_warnings, redact_url, startup_problems
+from services.sentry import init_sentry
+from workers.multiproc import MULTIPROC_ENV, fresh_dir
 from workers.wiring import Resources
 
 log = get_logger(__name__)
@@ -123,20 +125,31 @@ class WorkerProcesses:
 
     :meth:`supervise` (called by the run's loop about once a second) restarts a child that
     died, with the backoff of :class:`RestartPolicy`, and raises :class:`GaveUp` when one
-    keeps dying. Each child's output is appended to ``log_dir/NAME.log``.
+    keeps dying. Each child's output is appended to ``log_dir/NAME.log``. With
+    ``metrics_dir``, each child counts its metrics in ``metrics_dir/NAME``
+    (``PROMETHEUS_MULTIPROC_DIR``), emptied each time it starts.
     """
 
     def __init__(
-        self, env: Mapping[str, str], log_dir: Path, policy: RestartPolicy | None = None
+        self,
+        env: Mapping[str, str],
+        log_dir: Path,
+        policy: RestartPolicy | None = None,
+        *,
+        metrics_dir: Path | None = None,
     ) -> None:
         self.env = dict(env)
         self.log_dir = log_dir
         self.policy = policy or RestartPolicy()
+        self.metrics_dir = metrics_dir
         self.children: dict[str, _Child] = {}
+        #: Each child's own settings on top of ``env`` (e.g. its METRICS_PORT).
+        self.child_env: dict[str, dict[str, str]] = {}
 
     def start_worker(
-        self, name: str, queues: str, concurrency: int, log_level: str
+        self, name: str, queues: str, concurrency: int, log_level: str, *, metrics_port: int = 0
     ) -> subprocess.Popen[bytes]:
+        self.child_env[name] = {"METRICS_PORT": str(metrics_port)}
         return self.start(
             name,
             celery_argv(
@@ -159,7 +172,10 @@ class WorkerProcesses:
         argv = [sys.executable, "-m", "workers.cli", "api", "--host", host, "--port", str(port)]
         return self.start("api", argv)
 
-    def start_beat(self, schedule_file: Path, log_level: str) -> subprocess.Popen[bytes]:
+    def start_beat(
+        self, schedule_file: Path, log_level: str, *, metrics_port: int = 0
+    ) -> subprocess.Popen[bytes]:
+        self.child_env["beat"] = {"METRICS_PORT": str(metrics_port)}
         return self.start("beat", celery_argv("beat", "-s", str(schedule_file), "-l", log_level))
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -170,10 +186,13 @@ class WorkerProcesses:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, **self.child_env.get(name, {}), "CLAIMS_OCR_PROCESS": name}
+        if self.metrics_dir is not None:
+            env[MULTIPROC_ENV] = str(fresh_dir(self.metrics_dir / name))
         with (self.log_dir / f"{name}.log").open("ab") as out:
             return subprocess.Popen(
                 argv,
-                env={**self.env, "CLAIMS_OCR_PROCESS": name},
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -324,11 +343,18 @@ def summary(ledger: Ledger, since: datetime) -> dict[str, int]:
     }
 
 
+def metrics_ports(first: int) -> dict[str, int]:
+    """Each child's ``/metrics`` port: METRICS_PORT for the OCR worker, +1 for the submit
+    worker, +2 for beat (the API serves its own on API_PORT); all 0 (off) when it is 0."""
+    return {name: first + i if first else 0 for i, name in enumerate(("ocr", "submit", "beat"))}
+
+
 def run(settings: Settings, *, once: bool, timeout_s: float) -> int:
     """Start the pipeline; raises :class:`StartupRefused` before starting anything."""
     # Owner-only files: the ledger, blobs, logs and archive hold claimants' data, and the
     # children inherit the mask.
     os.umask(0o077)
+    init_sentry(settings, "runner")
     stop = StopRequest()
     stop.install()
     try:
@@ -395,12 +421,19 @@ def _run(settings: Settings, *, once: bool, timeout_s: float, stop: StopRequest)
             # A one-shot run should not wait a production-sized sweep interval to
             # notice that NCB came back or that a message went missing.
             overrides.setdefault("SWEEP_INTERVAL_S", os.environ.get("SWEEP_INTERVAL_S", "3"))
-        workers = WorkerProcesses({**os.environ, **overrides}, settings.data_dir / "logs")
+        workers = WorkerProcesses(
+            {**os.environ, **overrides},
+            settings.data_dir / "logs",
+            metrics_dir=fresh_dir(settings.data_dir.resolve() / "metrics"),
+        )
         stack.callback(workers.stop, hurry=stop.hurry)
         level = settings.log_level
-        workers.start_worker("ocr", "ocr", concurrency=1, log_level=level)
-        workers.start_worker("submit", "submit,poll", concurrency=2, log_level=level)
-        workers.start_beat(settings.data_dir / "celerybeat-schedule", log_level=level)
+        ports = metrics_ports(settings.metrics_port)
+        workers.start_worker("ocr", "ocr", 1, level, metrics_port=ports["ocr"])
+        workers.start_worker("submit", "submit,poll", 2, level, metrics_port=ports["submit"])
+        workers.start_beat(
+            settings.data_dir / "celerybeat-schedule", level, metrics_port=ports["beat"]
+        )
         if not once:
             workers.start_api(settings.api_host, settings.api_port)
             url = f"http://{settings.api_host}:{settings.api_port}"

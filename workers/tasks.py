@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from services import metrics
 from services.intake import ingest
 from services.logs import get_logger
 from services.mail import MailSourceError
@@ -30,6 +31,7 @@ def poll() -> dict[str, int]:
     except MailSourceError as exc:  # e.g. no Google token yet: say so where on-call looks
         log.error("mail source cannot start", status=exc.status, detail=str(exc))
         r.ledger.sources.record_sync(r.settings.mail_source, exc.status, str(exc))
+        metrics.record_mail_sync(r.settings.mail_source, exc.status)
         return {"emails": 0, "attachments": 0}
     report = ingest(
         source,

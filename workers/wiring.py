@@ -261,6 +261,7 @@ def mail_source_name(settings: Settings) -> str:
 
 def api_app(resources: Resources) -> FastAPI:
     """The admin API over this process's resources, with every readiness check."""
+    from services import metrics
     from services.api.app import create_app
     from services.api.health import (
         broker_check,
@@ -276,6 +277,13 @@ def api_app(resources: Resources) -> FastAPI:
 
     s = resources.settings
     ledger = resources.ledger
+    metrics.set_build_info(s.ocr_engine, s.ocr_device)
+    state = metrics.StateCollector(
+        ledger,
+        redis_client=resources.breaker_redis,
+        mail_source=mail_source_name(s),
+        data_paths=[s.data_dir, s.blob_path],
+    )
     checks = {
         "ledger": ledger_check(ledger),
         "broker": broker_check(resources.breaker_redis),
@@ -293,6 +301,7 @@ def api_app(resources: Resources) -> FastAPI:
         settings=s,
         health_checks=checks,
         page_limits=resources.page_limits,
+        metrics_collector=state,
     )
 
 

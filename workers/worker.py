@@ -9,11 +9,16 @@ the hooks that give each worker process its logging, resources and log context.
 - ``worker_process_shutdown``: connections and pools are closed.
 - ``task_prerun`` / ``task_postrun``: the task id and the job ids it was given are bound to
   every log line of the task, so one grep for a ``job_id`` follows a claim.
+- ``worker_init`` / ``beat_init``: the node's main process serves ``/metrics`` on
+  ``METRICS_PORT`` (what its prefork children counted too, through multiprocess mode;
+  an OCR node adds its GPUs where NVML finds any); ``task_success`` / ``task_failure``
+  count task runs. Sentry reports errors when ``SENTRY_DSN`` is set.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -21,6 +26,13 @@ from celery import Task, signals
 
 from services.config import get_settings
 from services.logs import bind_contextvars, clear_contextvars, configure_logging, get_logger
+from workers.multiproc import node_multiproc_env
+
+# Multiprocess metrics need their folder before prometheus_client is first imported.
+os.environ.update(node_multiproc_env(get_settings().data_dir, sys.argv))
+
+from services import metrics
+from services.sentry import init_sentry
 from workers.app import make_app
 from workers.wiring import close_process_resources, process_resources
 
@@ -37,6 +49,33 @@ def _setup_logging(**_: Any) -> None:
 _setup_logging()
 signals.setup_logging.connect(_setup_logging)
 app = make_app(get_settings())
+init_sentry(get_settings(), os.environ.get("CLAIMS_OCR_PROCESS") or "worker")
+
+
+@signals.worker_init.connect
+def _serve_worker_metrics(sender: Any = None, **_: Any) -> None:
+    s = get_settings()
+    metrics.set_build_info(s.ocr_engine, s.ocr_device)
+    consumes = (sender.app if sender is not None else app).amqp.queues.consume_from
+    gpu = metrics.gpu_collector() if "ocr" in consumes else None
+    metrics.serve_metrics(s.metrics_port, extra=[gpu] if gpu else [])
+
+
+@signals.beat_init.connect
+def _serve_beat_metrics(**_: Any) -> None:
+    s = get_settings()
+    metrics.set_build_info(s.ocr_engine, s.ocr_device)
+    metrics.serve_metrics(s.metrics_port)
+
+
+@signals.task_success.connect
+def _count_success(sender: Task | None = None, **_: Any) -> None:
+    metrics.record_task_run(sender.name if sender else "unknown", "ok")
+
+
+@signals.task_failure.connect
+def _count_failure(sender: Task | None = None, **_: Any) -> None:
+    metrics.record_task_run(sender.name if sender else "unknown", "error")
 
 
 @signals.worker_process_init.connect

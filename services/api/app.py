@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fastapi import FastAPI
+from prometheus_client.registry import Collector
 
+from services import metrics
 from services.api import exceptions, health, jobs, stats
+from services.api import metrics as metrics_route
 from services.api.context import ApiContext
 from services.api.errors import install_error_handlers
 from services.api.health import HealthCheck, ledger_check
@@ -34,13 +37,15 @@ def create_app(
     health_checks: Mapping[str, HealthCheck] | None = None,
     page_limits: PageLimits | None = None,
     rate_limiter: RateLimiter | None = None,
+    metrics_collector: Collector | None = None,
 ) -> FastAPI:
     """The API over these collaborators.
 
     ``health_checks`` default to the ledger alone; ``page_limits`` (how pages are
     decoded, as OCR decodes them) default to ``PageLimits()``; ``rate_limiter`` defaults
     to ``API_RATE_LIMIT`` counted in Redis at ``REDIS_URL`` when it answers, else in
-    memory.
+    memory. ``metrics_collector`` (the pipeline's scrape-time gauges) is added to this
+    process's own metrics on ``GET /metrics``.
     """
     from services.api.review_page import router as review_router
 
@@ -64,12 +69,14 @@ def create_app(
         or RateLimiter.from_settings(settings.api_rate_limit, settings.redis_url),
         health_checks=dict(health_checks) if health_checks else {"ledger": ledger_check(ledger)},
     )
+    app.state.metrics_registry = metrics.api_registry(metrics_collector)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(exceptions.router)
     app.include_router(stats.router)
     app.include_router(review_router)
+    app.include_router(metrics_route.router)
     origins = settings.api_cors_origin_list
     if origins:
         app.add_middleware(

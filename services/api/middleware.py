@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.errors import ApiError, error_body
 from services.logs import bound_contextvars, get_logger
+from services.sentry import report_exception
 
 log = get_logger("services.api.access")
 
@@ -109,6 +110,7 @@ class ApiMiddleware:
                     await self._error(send_with_id, 413, "payload_too_large", request_id, limit)
             except Exception as exc:
                 self._log_crash(scope, exc)
+                report_exception(exc)  # caught here, so Sentry's own hooks never see it
                 if status == 0:
                     await self._error(send_with_id, 500, "internal_error", request_id, limit)
             finally:

@@ -23,10 +23,11 @@ from functools import cached_property
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Update, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Update, and_, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services import metrics
 from services.ledger import migrate as migrations
 from services.ledger.apikeys import ApiKeys
 from services.ledger.engine import WRITE_OPTION, create_db_engine
@@ -220,6 +221,17 @@ class Ledger:
             )
         )
         log.debug("job %s: %s -> %s by %s", job_id, current, target, actor)
+        # Counted once the transaction commits: a move rolled back never happened.
+        moves: list[tuple[str, str]] | None = session.info.get("metrics_moves")
+        if moves is None:
+            moves = session.info["metrics_moves"] = []
+            event.listen(
+                session,
+                "after_commit",
+                lambda s: metrics.record_transitions(s.info.pop("metrics_moves", ())),
+                once=True,
+            )
+        moves.append((str(current), str(target)))
         return current
 
     # -- recording (poller) -------------------------------------------------------

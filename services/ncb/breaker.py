@@ -23,6 +23,8 @@ from typing import Protocol
 
 import redis
 
+from services import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -206,12 +208,15 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
-        """For the sweep, health pages and metrics."""
+        """For the sweep, health pages and metrics (``claims_ncb_circuit_state``)."""
         if self.store.open_remaining(self.name) > 0:
-            return BreakerState.OPEN
-        if self.store.failures(self.name) >= self.threshold:
-            return BreakerState.HALF_OPEN
-        return BreakerState.CLOSED
+            state = BreakerState.OPEN
+        elif self.store.failures(self.name) >= self.threshold:
+            state = BreakerState.HALF_OPEN
+        else:
+            state = BreakerState.CLOSED
+        metrics.record_circuit_state(state)
+        return state
 
     def hold(self, seconds: float) -> None:
         """Open the circuit for ``seconds`` whatever the failure count (NCB refused our
@@ -226,14 +231,17 @@ class CircuitBreaker:
             return
         log.warning("circuit %s held open for %.1fs", self.name, seconds)
         self.store.open(self.name, seconds)
+        metrics.record_circuit_state(BreakerState.OPEN)
 
     def before_call(self) -> bool:
         """Raise :class:`CircuitOpen` or allow the call; True if it is the probe."""
         remaining = self.store.open_remaining(self.name)
         if remaining > 0:
+            metrics.record_circuit_state(BreakerState.OPEN)
             raise CircuitOpen(remaining)
         if self.store.failures(self.name) < self.threshold:
             return False
+        metrics.record_circuit_state(BreakerState.HALF_OPEN)
         if self.store.try_probe(self.name, self.probe_ttl_s):
             log.info("circuit %s half-open: probing", self.name)
             return True
@@ -244,6 +252,7 @@ class CircuitBreaker:
         if self.store.failures(self.name) >= self.threshold:
             log.info("circuit %s closed", self.name)
         self.store.reset(self.name)
+        metrics.record_circuit_state(BreakerState.CLOSED)
 
     def record_failure(self) -> None:
         count = self.store.add_failure(self.name, self._failure_ttl_s)
@@ -252,3 +261,4 @@ class CircuitBreaker:
                 "circuit %s open for %.1fs after %d failures", self.name, self.cooldown_s, count
             )
             self.store.open(self.name, self.cooldown_s)
+            metrics.record_circuit_state(BreakerState.OPEN)

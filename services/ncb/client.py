@@ -28,6 +28,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from services import metrics
 from services.ncb.breaker import CircuitBreaker, CircuitOpen
 from services.ncb.contract import ClaimSubmission, NcbContract, SubmitResult
 from services.ncb.errors import ClaimRejected, NcbAuthError, NcbUnavailable
@@ -307,7 +308,9 @@ class NcbClient:
         error: str = "",
     ) -> None:
         # Ids, status and timing only: never the body (amounts, policy numbers).
-        latency_ms = (time.perf_counter() - started) * 1000
+        seconds = time.perf_counter() - started
+        metrics.observe_ncb_request(seconds)  # every request ends here, answered or not
+        latency_ms = seconds * 1000
         log.info(
             "ncb submit job=%s request_id=%s attempt=%d status=%s latency_ms=%.0f%s",
             job_id,

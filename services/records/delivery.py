@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services import metrics
 from services.blobs import BlobStore
 from services.ledger import InvalidTransition, Ledger, StaleState
 from services.ledger.outbox import ARCHIVE, AUDIT, PendingRecord
@@ -129,6 +130,7 @@ def _deliver_audit(
         return False
     ledger.outbox.delivered(ids)
     report.audit_rows += len(ids)
+    metrics.record_delivery(AUDIT, delivered=len(ids))
     return True
 
 
@@ -156,6 +158,7 @@ def _deliver_archive(
             return False
         ledger.outbox.delivered([item.id], {item.id: location})
         report.archived += 1
+        metrics.record_delivery(ARCHIVE, delivered=1)
     return True
 
 
@@ -177,3 +180,4 @@ def _postpone(
         log.exception("delivering records failed", kind=kind, error=type(exc).__name__)
     ledger.outbox.postpone(ids, f"{type(exc).__name__}: {exc}", wait)
     report.postponed += len(ids)
+    metrics.record_delivery(kind, postponed=len(ids))
