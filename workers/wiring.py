@@ -272,6 +272,7 @@ def api_app(resources: Resources) -> FastAPI:
         ocr_engine_check,
         outbox_check,
         queue_depth_check,
+        worker_check,
     )
     from services.preflight import feature_problems
 
@@ -292,6 +293,7 @@ def api_app(resources: Resources) -> FastAPI:
         "ncb": ncb_reachability_check(s.ncb_api_base_url),
         "ncb_circuit": ncb_circuit_check(resources.breaker),
         "queues": queue_depth_check(resources.breaker_redis),
+        "workers": worker_check(resources.breaker_redis),
         "outbox": outbox_check(ledger),
     }
     return create_app(

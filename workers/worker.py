@@ -13,6 +13,8 @@ the hooks that give each worker process its logging, resources and log context.
   ``METRICS_PORT`` (what its prefork children counted too, through multiprocess mode;
   an OCR node adds its GPUs where NVML finds any); ``task_success`` / ``task_failure``
   count task runs. Sentry reports errors when ``SENTRY_DSN`` is set.
+- ``worker_ready``: the node beats its heartbeat into Redis (``services.heartbeats``)
+  for the API's readiness.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from workers.multiproc import node_multiproc_env
 # Multiprocess metrics need their folder before prometheus_client is first imported.
 os.environ.update(node_multiproc_env(get_settings().data_dir, sys.argv))
 
+import redis
+
 from services import metrics
+from services.heartbeats import start_heartbeat
 from services.sentry import init_sentry
 from workers.app import make_app
 from workers.wiring import close_process_resources, process_resources
@@ -59,6 +64,16 @@ def _serve_worker_metrics(sender: Any = None, **_: Any) -> None:
     consumes = (sender.app if sender is not None else app).amqp.queues.consume_from
     gpu = metrics.gpu_collector() if "ocr" in consumes else None
     metrics.serve_metrics(s.metrics_port, extra=[gpu] if gpu else [])
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    """Tell the API's readiness this node is alive and which queues it serves."""
+    broker = get_settings().celery_broker_url
+    if not broker.startswith(("redis://", "rediss://")):
+        return
+    node = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
+    start_heartbeat(redis.Redis.from_url(broker), node, app.amqp.queues.consume_from)
 
 
 @signals.beat_init.connect

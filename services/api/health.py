@@ -1,7 +1,7 @@
 """Liveness and readiness: ``/health`` answers while the process runs; ``/health/ready``
 asks each collaborator (the ledger, the broker, the mail source, the OCR engine, NCB's
-reachability and circuit, the queues, the outbox) and says what is wrong, in words that
-carry no claim data.
+reachability and circuit, the queues, the workers' heartbeats, the outbox) and says what
+is wrong, in words that carry no claim data.
 
 Each check is a small callable handed to ``create_app``, so the wiring decides what is
 checked and tests run the same checks against real services. A check that raises is
@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from services.heartbeats import live_nodes
 from services.ledger import Ledger
 from services.ledger.outbox import KINDS
 from services.ncb import BreakerState, CircuitBreaker
@@ -208,5 +209,25 @@ def ncb_reachability_check(base_url: str, timeout_s: float = 2.0) -> HealthCheck
         if answer.status_code != 200:
             return CheckResult("degraded", f"NCB /health answered {answer.status_code}")
         return CheckResult("ok", "NCB answers")
+
+    return check
+
+
+def worker_check(
+    client: redis.Redis | None, queues: Sequence[str] = ("poll", "ocr", "submit")
+) -> HealthCheck:
+    """A live worker (a heartbeat not yet expired) for each queue; none for one is
+    degraded: its work waits in the queue, nothing is lost."""
+
+    def check() -> CheckResult:
+        if client is None:
+            return CheckResult("ok", "the broker is not Redis; not checked")
+        nodes = live_nodes(client)
+        served = {q for consumed in nodes.values() for q in consumed}
+        missing = [q for q in queues if q not in served]
+        detail = f"{len(nodes)} live worker node(s)"
+        if missing:
+            return CheckResult("degraded", f"{detail}; none for {', '.join(missing)}")
+        return CheckResult("ok", detail)
 
     return check

@@ -187,6 +187,10 @@ def test_metrics_move_while_the_sample_inbox_is_processed(
     for samples in (ocr, submit, beat):
         assert "claims_jobs" not in names(samples)
 
+    # Readiness sees a live worker for every queue (their heartbeats in Redis).
+    ready = httpx.get(urls["api"].replace("/metrics", "/health/ready"), timeout=10).json()
+    assert ready["checks"]["workers"]["status"] == "ok", ready["checks"]["workers"]
+
     # No label value anywhere is claim data.
     planted = {
         value

@@ -24,6 +24,7 @@ import pytest
 import redis
 import structlog
 
+from services import heartbeats
 from services.api.health import (
     broker_check,
     ledger_check,
@@ -33,6 +34,7 @@ from services.api.health import (
     ocr_engine_check,
     outbox_check,
     queue_depth_check,
+    worker_check,
 )
 from services.api.ratelimit import RateLimiter
 from services.demo.ncb_standin import StandinServer
@@ -147,6 +149,32 @@ def test_readiness_runs_every_check_for_real(
         "status": "down",
         "detail": "onnx on cuda: no CUDAExecutionProvider",
     }
+
+
+def test_readiness_sees_a_live_worker_for_each_queue(
+    api_factory: Any, test_redis: redis.Redis
+) -> None:
+    for key in test_redis.scan_iter(match=heartbeats.PREFIX + "*"):
+        test_redis.delete(key)  # heartbeats of earlier runs on this database
+    api: Api = api_factory(health_checks={"workers": worker_check(test_redis)})
+
+    def workers() -> dict[str, Any]:
+        return dict(api.client.get("/health/ready").json()["checks"]["workers"])
+
+    assert workers() == {
+        "status": "degraded",
+        "detail": "0 live worker node(s); none for poll, ocr, submit",
+    }
+    heartbeats.beat_once(test_redis, "ocr@host", ["ocr"])
+    stop = heartbeats.start_heartbeat(test_redis, "submit@host", ["poll", "submit"], 0.05)
+    try:
+        assert workers() == {"status": "ok", "detail": "2 live worker node(s)"}
+        test_redis.delete(heartbeats.PREFIX + "ocr@host")  # as if its TTL ran out
+        assert workers()["detail"] == "1 live worker node(s); none for ocr"
+    finally:
+        stop.set()
+        time.sleep(0.1)
+        test_redis.delete(heartbeats.PREFIX + "submit@host")
 
 
 def test_request_ids(api: Api) -> None:
@@ -366,6 +394,7 @@ def test_the_api_command_serves_until_sigterm(tmp_path: Path) -> None:
             "ncb",
             "ncb_circuit",
             "queues",
+            "workers",
             "outbox",
         }
         assert body["checks"]["ledger"]["status"] == "ok"
