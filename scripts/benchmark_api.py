@@ -94,12 +94,13 @@ def _rows(n: int, rng: random.Random, now: datetime) -> Iterator[tuple[dict[str,
             S.DUPLICATE: "duplicate",
             S.REJECTED: "rejected",
         }.get(state)
+        received = created - timedelta(seconds=rng.uniform(1, 300))
         email = {
             "id": email_id,
             "source": "maildir",
             "source_id": uuid.uuid4().hex,
             "message_id": f"<{uuid.uuid4().hex}@bench>",
-            "received_at": created - timedelta(seconds=rng.uniform(1, 300)),
+            "received_at": received,
             "sender_hash": uuid.uuid4().hex * 2,
             "attachment_count": 1,
             "created_at": created,
@@ -119,6 +120,7 @@ def _rows(n: int, rng: random.Random, now: datetime) -> Iterator[tuple[dict[str,
             "confidence": confidence,
             "route": ("review" if state is S.NEEDS_REVIEW else "submit") if read else None,
             "page_count": 1 if read else None,
+            "received_at": received,
             "created_at": created,
             "updated_at": updated,
         }

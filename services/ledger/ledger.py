@@ -360,6 +360,11 @@ class Ledger:
                 state, code, message = S.RECEIVED, None, None
 
             now = utcnow()
+            received = session.scalar(
+                select(func.coalesce(Email.received_at, Email.created_at)).where(
+                    Email.id == email_id
+                )
+            )
             job = Job(
                 id=_new_id(),
                 email_id=email_id,
@@ -377,6 +382,7 @@ class Ledger:
                 else None,
                 retry_count=0,
                 duplicate_of=original,
+                received_at=received,
                 created_at=now,
                 updated_at=now,
             )
@@ -672,7 +678,8 @@ class Ledger:
         ``created_from`` is inclusive, ``created_to`` exclusive; so are ``received_from``
         and ``received_to``, which filter on when the email arrived: its ``received_at``
         (the Date header), or when we recorded it (``emails.created_at``) for an email
-        without one, so an undated email is still found by date. Sort keys are those of
+        without one, so an undated email is still found by date (kept on the job as
+        ``jobs.received_at``, indexed). Sort keys are those of
         ``SORT_COLUMNS``, "-" first for descending; empty values sort last either way,
         ties by id.
 
@@ -703,14 +710,10 @@ class Ledger:
             query = query.where(Job.created_at >= created_from)
         if created_to is not None:
             query = query.where(Job.created_at < created_to)
-        if received_from is not None or received_to is not None:
-            received = func.coalesce(Email.received_at, Email.created_at)
-            emails = select(Email.id)
-            if received_from is not None:
-                emails = emails.where(received >= _as_utc(received_from))
-            if received_to is not None:
-                emails = emails.where(received < _as_utc(received_to))
-            query = query.where(Job.email_id.in_(emails))
+        if received_from is not None:
+            query = query.where(Job.received_at >= _as_utc(received_from))
+        if received_to is not None:
+            query = query.where(Job.received_at < _as_utc(received_to))
 
         with self._read() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -137,6 +137,7 @@ class Job(Base):
         ),
         Index("ix_jobs_state_created_at", "state", "created_at"),
         Index("ix_jobs_state_confidence", "state", "confidence"),
+        Index("ix_jobs_received_at", "received_at"),
         Index("ix_jobs_created_at", "created_at"),
     )
 
@@ -167,6 +168,9 @@ class Job(Base):
     corrected_fields: Mapped[dict[str, str | None] | None] = mapped_column(JsonType)
     ncb_reference: Mapped[str | None] = mapped_column(String(64))
 
+    # When its email arrived (its Date header, else when we recorded it): the admin API
+    # filters on it, so it lives on the job with its own index.
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

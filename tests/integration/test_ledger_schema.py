@@ -85,3 +85,35 @@ def test_sqlite_is_set_up_for_concurrent_writers(tmp_path: object) -> None:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     ledger.close()
+
+
+@pytest.mark.parametrize("start", ["0001", "0002"])
+def test_upgrading_gives_existing_jobs_their_received_at(ledger: Ledger, start: str) -> None:
+    """Downgrades keep the data (jobs and their trails), and 0003 fills ``received_at``."""
+    dated, undated = new_job(ledger), new_job(ledger)
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE emails SET received_at = NULL WHERE id = "
+                "(SELECT email_id FROM jobs WHERE id = :job)"
+            ),
+            {"job": undated},
+        )
+    expected = {}
+    with ledger.engine.connect() as conn:
+        for job in (dated, undated):
+            expected[job] = conn.execute(
+                text(
+                    "SELECT COALESCE(e.received_at, e.created_at) FROM jobs j "
+                    "JOIN emails e ON e.id = j.email_id WHERE j.id = :job"
+                ),
+                {"job": job},
+            ).scalar_one()
+    downgrade(ledger.engine, start)  # jobs as they were, without received_at
+    ledger.migrate()
+    with ledger.engine.connect() as conn:
+        for job, received in expected.items():
+            got = conn.execute(
+                text("SELECT received_at FROM jobs WHERE id = :job"), {"job": job}
+            ).scalar_one()
+            assert got == received and got is not None

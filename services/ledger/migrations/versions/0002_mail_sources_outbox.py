@@ -65,7 +65,7 @@ def downgrade() -> None:
     op.drop_table("record_outbox")
     op.drop_table("mail_sources")
     op.drop_index("ix_emails_source_raw_sha256", table_name="emails")
-    with op.batch_alter_table("emails") as batch:
-        batch.drop_column("source_outcome")
-        batch.drop_column("sender_masked")
-        batch.drop_column("raw_sha256")
+    # Plain ALTER TABLE DROP COLUMN (SQLite 3.35+), not a batch copy of the table: the
+    # copy's DROP TABLE fails while jobs rows point at emails.
+    for column in ("source_outcome", "sender_masked", "raw_sha256"):
+        op.drop_column("emails", column)
