@@ -8,6 +8,7 @@ and an empty blob folder, and compared table by table, row by row, and blob by b
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -165,6 +166,8 @@ def test_restore_refuses_a_damaged_backup(tmp_path: Path) -> None:
 @pytest.fixture
 def fresh_databases() -> Iterator[tuple[str, str]]:
     """Two new, empty PostgreSQL databases (source and target), dropped afterwards."""
+    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
+        pytest.skip("pg_dump/pg_restore not installed (apt-get install postgresql-client)")
     try:
         admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
