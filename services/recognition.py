@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from services import metrics
 from services.blobs import BlobStore
+from services.claim_fingerprint import claim_fingerprint
 from services.claim_reader import DocumentResult, read_documents
 from services.extraction import ClaimExtraction, Reason
 from services.ledger import InvalidTransition, JobState, JobView, Ledger, StaleState
@@ -128,7 +129,15 @@ def _record(
     report: RecognitionReport,
     member_id_as_policy: bool,
 ) -> None:
-    """Save one document's result: failed with its reason, or fields routed onward."""
+    """Save one document's result: failed with its reason, or fields routed onward.
+
+    The claim's fingerprint goes with the fields, so a claim matching another live
+    job's (the same receipt photographed again, or forwarded from a second address) is
+    sent to a person as ``possible_duplicate`` instead of being paid twice (a claim
+    already routed to review is flagged too). The ledger checks inside the save's own transaction
+    (``Ledger.save_extraction``), not here before it: two photos of one receipt saved at
+    once by two workers must not both see "no earlier claim".
+    """
     if result.error_code is not None:
         reason = result.extraction.reasons[0]
         log.info("document unreadable", reason=reason.code, pages=result.page_count)
@@ -137,6 +146,7 @@ def _record(
         return
     policy = policy_number(job, member_id_as_policy=member_id_as_policy)
     extraction = apply_claim_rules(result.extraction, policy)
+    fingerprint = claim_fingerprint(extraction.fields)
     try:
         state = ledger.save_extraction(
             result.key,
@@ -148,18 +158,24 @@ def _record(
             page_count=result.page_count,
             actor=ACTOR,
             field_evidence=extraction.evidence_json(),
+            fingerprints=fingerprint,
         )
     except (StaleState, InvalidTransition):
         report.skipped.append(result.key)  # a redelivered twin finished it first
         return
     (report.ready if state is JobState.READY else report.needs_review).append(result.key)
+    route, codes = extraction.route, [r.code for r in extraction.reasons]
+    if state is JobState.NEEDS_REVIEW and fingerprint:
+        # The ledger may have added possible_duplicate: count and log what it stored.
+        route = "review"
+        codes = [r["code"] for r in ledger.get_job(result.key).reasons or ()]
     metrics.record_confidence(extraction.field_confidence, extraction.confidence)
-    metrics.record_route(extraction.route, [r.code for r in extraction.reasons])
+    metrics.record_route(route, codes)
     log.info(
         "document read",
         pages=result.page_count,
         ocr_seconds=round(result.ocr_seconds, 3),
         confidence=round(extraction.confidence, 3),
         state=str(state),
-        reasons=[r.code for r in extraction.reasons],
+        reasons=codes,
     )

@@ -23,11 +23,23 @@ from functools import cached_property
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Update, and_, event, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Update,
+    and_,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services import metrics
+from services.claim_fingerprint import ClaimFingerprint
 from services.ledger import migrate as migrations
 from services.ledger.apikeys import ApiKeys
 from services.ledger.engine import WRITE_OPTION, create_db_engine
@@ -63,6 +75,17 @@ SORT_COLUMNS = {
     "retry_count": Job.retry_count,
     "state": Job.state,
     "reason_code": Job.reason_code,
+}
+
+
+#: Reason code of a claim that matches an earlier live job's fingerprint.
+POSSIBLE_DUPLICATE = "possible_duplicate"
+#: ``pg_advisory_xact_lock(space, key)`` space of claim-fingerprint locks ("clai"); the
+#: two-key form never conflicts with the migration's one-key lock.
+FINGERPRINT_LOCK_SPACE = 0x636C6169
+_MATCHED_ON = {
+    "strict": "same invoice number, amount and date",
+    "loose": "same provider, amount and date (an invoice number is missing)",
 }
 
 
@@ -445,6 +468,7 @@ class Ledger:
         page_count: int,
         actor: str = "worker:ocr",
         field_evidence: Mapping[str, Any] | None = None,
+        fingerprints: ClaimFingerprint | None = None,
     ) -> JobState:
         """Store OCR results and route the job: ``ocr_pending -> extracted -> ready|needs_review``.
 
@@ -452,11 +476,38 @@ class Ledger:
         items explaining the decision. ``field_evidence`` says per field where on which
         page it was read (``{"page", "polygon", "text", "page_width", "page_height"}``),
         so a reviewer can see it on the page image. Returns the new state.
+
+        ``fingerprints`` (``services.claim_fingerprint``) are stored on the job, and when
+        another live job has a matching claim (:meth:`find_possible_duplicate`) this one
+        goes to ``needs_review`` whatever ``route`` says, ``possible_duplicate`` first
+        among its reasons, naming that job: a person decides whether to pay it twice.
+
+        The check runs in this write transaction, after a lock on the claim's keys
+        (PostgreSQL: a transaction-scoped advisory lock per key; SQLite's ``BEGIN
+        IMMEDIATE`` already admits one writer at a time). So of two photos of one receipt
+        saved at once, in one batch or by two workers, the second to save waits for the
+        first to commit and then sees it; a check before the save, or after it, would
+        leave a window in which both go to NCB. The job never matches itself, so a
+        redelivered task cannot flag its own job.
         """
         route = Route(route)
         reason_list = _normalise_reasons(reasons)
-        target = S.READY if route is Route.SUBMIT else S.NEEDS_REVIEW
         with self._write() as session:
+            earlier = None
+            if fingerprints:
+                self._lock_claim(session, fingerprints)
+                earlier = _possible_duplicate(session, job_id, fingerprints)
+            if earlier is not None:
+                route = Route.REVIEW
+                why = f"May be the same receipt as job {earlier[0]}: {_MATCHED_ON[earlier[1]]}."
+                reason_list.insert(0, {"code": POSSIBLE_DUPLICATE, "message": why})
+            target = S.READY if route is Route.SUBMIT else S.NEEDS_REVIEW
+            keys = {}
+            if fingerprints is not None:
+                keys = {
+                    "fingerprint_strict": fingerprints.strict,
+                    "fingerprint_loose": fingerprints.loose,
+                }
             self._move(
                 session,
                 job_id,
@@ -471,6 +522,7 @@ class Ledger:
                     "reasons": reason_list,
                     "page_count": page_count,
                     "field_evidence": dict(field_evidence) if field_evidence is not None else None,
+                    **keys,
                 },
                 details={"confidence": confidence, "page_count": page_count},
             )
@@ -478,6 +530,12 @@ class Ledger:
             if target is S.NEEDS_REVIEW:
                 code = reason_list[0]["code"] if reason_list else "review"
                 message = "; ".join(r["message"] for r in reason_list) or None
+            details: dict[str, Any] = {
+                "route": route.value,
+                "codes": [r["code"] for r in reason_list],
+            }
+            if earlier is not None:
+                details["possible_duplicate_of"] = earlier[0]
             self._move(
                 session,
                 job_id,
@@ -485,9 +543,42 @@ class Ledger:
                 actor,
                 reason_code=code,
                 reason=message,
-                details={"route": route.value, "codes": [r["code"] for r in reason_list]},
+                details=details,
             )
+        if earlier is not None:
+            log.info("job %s: possible duplicate of job %s (%s key)", job_id, *earlier)
         return target
+
+    def find_possible_duplicate(self, job_id: str, fingerprints: ClaimFingerprint) -> str | None:
+        """The oldest other live job whose claim matches ``fingerprints``, or None.
+
+        Live: any state but ``rejected``, ``duplicate`` and ``skipped``. ``failed``
+        counts: a failed job with fingerprints got past OCR and broke at a later step,
+        and ``retry`` sends it on towards NCB (or it is there already). Matching (see
+        ``services.claim_fingerprint``): the strict key (invoice number + amount + date)
+        with providers equal or one containing the other; or, when either claim has no
+        invoice number, the loose key (amount + date + provider). One probe of each key's
+        index. ``save_extraction`` runs the same check inside its write transaction.
+        """
+        with self._read() as session:
+            found = _possible_duplicate(session, job_id, fingerprints)
+        return found[0] if found else None
+
+    def _lock_claim(self, session: Session, fingerprints: ClaimFingerprint) -> None:
+        """Serialise writers of the same claim keys until commit (PostgreSQL only).
+
+        Keys are locked in sorted order, so two writers never wait on each other in a
+        cycle; unrelated keys that share a lock slot only wait, never mismatch.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return  # SQLite: BEGIN IMMEDIATE already holds the one write lock
+        for key in sorted({k for k in (fingerprints.strict, fingerprints.loose) if k}):
+            session.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(CAST(:space AS integer), CAST(:key AS integer))"
+                ),
+                {"space": FINGERPRINT_LOCK_SPACE, "key": int(key[:8], 16) - 2**31},
+            )
 
     # -- submitter ----------------------------------------------------------------
 
@@ -765,6 +856,41 @@ class Ledger:
             found = {state: n for state, n in session.execute(jobs).all()}
         by_state = {state: found.get(state, 0) for state in JobState}
         return LedgerSummary(emails=n_emails, attachments=n_parts, by_state=by_state)
+
+
+def _possible_duplicate(
+    session: Session, job_id: str, fingerprints: ClaimFingerprint
+) -> tuple[str, str] | None:
+    """``(job id, "strict" | "loose")`` of the oldest other live job with a matching claim.
+
+    A loose match counts only when one claim has no invoice number; as the loose key
+    needs amount and date, a job with a loose key and no strict key is one without.
+    """
+    strict, loose = fingerprints.strict, fingerprints.loose
+    terms: list[ColumnElement[bool]] = []
+    if strict is not None:
+        terms.append(Job.fingerprint_strict == strict)
+    if loose is not None:
+        terms.append(
+            Job.fingerprint_loose == loose
+            if strict is None
+            else and_(Job.fingerprint_loose == loose, Job.fingerprint_strict.is_(None))
+        )
+    if not terms:
+        return None
+    rows = session.execute(
+        select(Job.id, Job.fingerprint_strict, Job.fields)
+        .where(or_(*terms), Job.id != job_id, Job.state.not_in(NOT_ORIGINAL_STATES))
+        .order_by(Job.created_at, Job.id)
+    ).all()
+    for other_id, other_strict, fields in rows:
+        if strict is not None and other_strict == strict:
+            provider = fields.get("provider_name") if isinstance(fields, dict) else None
+            if fingerprints.same_provider(provider):
+                return other_id, "strict"
+        elif strict is None or other_strict is None:
+            return other_id, "loose"
+    return None
 
 
 def _as_utc(value: datetime) -> datetime:

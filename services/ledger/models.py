@@ -139,6 +139,8 @@ class Job(Base):
         Index("ix_jobs_state_confidence", "state", "confidence"),
         Index("ix_jobs_received_at", "received_at"),
         Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_fingerprint_strict", "fingerprint_strict"),
+        Index("ix_jobs_fingerprint_loose", "fingerprint_loose"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -173,6 +175,11 @@ class Job(Base):
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The claim's keys (``services.claim_fingerprint``: sha256 of invoice + amount + date,
+    # and of amount + date + provider), set when its fields are saved: the same receipt
+    # claimed again is found by an index probe (``Ledger.find_possible_duplicate``).
+    fingerprint_strict: Mapped[str | None] = mapped_column(String(64))
+    fingerprint_loose: Mapped[str | None] = mapped_column(String(64))
 
 
 class JobEvent(Base):
