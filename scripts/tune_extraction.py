@@ -23,7 +23,7 @@ from pathlib import Path
 
 from services.extraction import ClaimExtraction, extract_claim
 from services.extraction.layout import build_rows
-from services.ocr.result import PageText, TextLine, quad
+from services.ocr.result import PageText, TextLine, page_from_json, quad
 
 #: The shared scorer, where CI and developers keep ``shared/`` beside the checkout.
 DEFAULT_SCORER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "sroie_score.py"
@@ -48,17 +48,7 @@ def page_from_box(path: Path) -> PageText:
 
 def page_from_cache(path: Path) -> PageText:
     """A PageText from the OCR cache's JSON form."""
-    obj = json.loads(path.read_text(encoding="utf-8"))
-    lines = tuple(
-        TextLine(
-            ln["text"],
-            quad(ln["box"]),
-            float(ln["confidence"]),
-            tuple(float(c) for c in ln.get("char_confidences") or ()),
-        )
-        for ln in obj["lines"]
-    )
-    return PageText(int(obj["width"]), int(obj["height"]), lines)
+    return page_from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
 def load(stem: str, args: argparse.Namespace) -> PageText:

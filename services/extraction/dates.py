@@ -3,7 +3,9 @@
 Day-first numeric dates ("25/12/2018", "12-01-19", "5.3.2018"), ISO dates, dates with
 English or Malay month names ("05 MAR 2018", "3 Ogos 2019", "28 Disember 18",
 "Mar 5, 2018") and compact "20180304". A numeric date whose middle part cannot be a
-month is read month-first ("12/28/2017"), and marked so the caller can trust it less.
+month is read month-first ("12/28/2017"), and marked so the caller can trust it less;
+one that reads validly both ways ("03/04/2018") is read day-first and carries its
+month-first reading, for the caller to decide from the rest of the receipt.
 Impossible dates (31/02) are dropped, not guessed.
 """
 
@@ -59,6 +61,9 @@ class DateMatch:
     kind: str  # "numeric", "iso", "month_name", "compact"
     month_first: bool = False  # read month-first because day-first was impossible
     mixed_separators: bool = False
+    # The month-first reading when the text reads validly both ways ("03/04/2018"):
+    # only where it was printed can say which one is meant.
+    alternative: date | None = None
 
 
 def _year(text: str) -> int:
@@ -94,7 +99,8 @@ def find_dates(text: str) -> list[DateMatch]:
         day, month, year = int(m["d"]), int(m["m"]), _year(m["y"])
         mixed = m["s1"] != m["s2"]
         if value := _make(year, month, day):
-            add(DateMatch(value, m.start(), m.end(), "numeric", mixed_separators=mixed))
+            other = _make(year, day, month) if day != month else None
+            add(DateMatch(value, m.start(), m.end(), "numeric", False, mixed, other))
         elif value := _make(year, day, month):
             add(DateMatch(value, m.start(), m.end(), "numeric", True, mixed))
     for m in _DAMAGED.finditer(text):

@@ -3,19 +3,23 @@
 Routing is deliberately conservative: a wrong claim submitted with confidence costs far
 more than a correct one sent to a person, so anything short of a confident total AND a
 confident, plausible service date (and, where one is printed, a confidently read invoice
-number) goes to review with the reasons spelled out.
+number) goes to review with the reasons spelled out. On top of confidence, a claim goes
+to NCB unseen only when its total is corroborated by the receipt's own arithmetic
+(``total_checks``), it is in the configured currency (``origin``), and its date cannot
+be read two ways.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 
 from services.extraction.evidence import FieldEvidence, locate
 from services.extraction.invoice import InvoiceResult, extract_invoice_number
-from services.extraction.layout import Row, Span, build_rows
+from services.extraction.layout import Span, build_rows
 from services.extraction.money import format_amount
+from services.extraction.origin import CurrencyResult, Origin, decide_currency, read_origin
 from services.extraction.provider import extract_provider
 from services.extraction.results import ClaimExtraction, Reason
 from services.extraction.service_date import DateResult, choose_date
@@ -25,16 +29,22 @@ from services.extraction.total_and_tax import (
     choose_total,
     labelled_amounts,
 )
+from services.extraction.total_checks import Corroboration, corroborate
 from services.ocr.result import PageText
 
 # A page with fewer readable characters than this is blank or unreadable, not a receipt.
 _MIN_CHARS = 10
+# Only a total that the receipt's own arithmetic reproduces is submitted unseen.
+REQUIRE_CORROBORATION = True
 
 
 def extract_claim(
-    pages: Sequence[PageText], *, today: date, threshold: float = 0.90
+    pages: Sequence[PageText], *, today: date, threshold: float = 0.90, currency: str = "MYR"
 ) -> ClaimExtraction:
-    """Read claim fields from a receipt's OCR pages and decide submit or review."""
+    """Read claim fields from a receipt's OCR pages and decide submit or review.
+
+    ``currency`` is the one claims are paid in; a receipt in another goes to review.
+    """
     rows = build_rows(pages)
     readable = sum(ch.isalnum() for r in rows for ch in r.text)
     if readable < _MIN_CHARS:
@@ -46,7 +56,12 @@ def extract_claim(
     when = choose_date(rows, today)
     name, address = extract_provider(rows)
     invoice = extract_invoice_number(rows)
-    currency, currency_conf = _currency(rows)
+    checks = corroborate(total.value, items) if total.value is not None else None
+    origin = read_origin(rows)
+    money = decide_currency(origin, currency.upper())
+    date_order = _date_order_reasons(when, origin)
+    if date_order and when.order_hint == "month_first" and when.alternative is not None:
+        when = replace(when, value=when.alternative)  # the receipt's other dates say so
 
     fields: dict[str, str | None] = {
         "total_amount": format_amount(total.value) if total.value is not None else None,
@@ -55,7 +70,7 @@ def extract_claim(
         "provider_address": address.value,
         "invoice_number": invoice.value,
         "tax_amount": format_amount(tax.value) if tax.value is not None else None,
-        "currency": currency,
+        "currency": money.value,
     }
     field_confidence = {
         "total_amount": total.confidence,
@@ -64,10 +79,11 @@ def extract_claim(
         "provider_address": address.confidence,
         "invoice_number": invoice.confidence,
         "tax_amount": tax.confidence,
-        "currency": currency_conf,
+        "currency": money.confidence,
     }
-    reasons = _total_reasons(total, threshold) + _date_reasons(when, threshold)
-    reasons += _invoice_reasons(invoice, threshold)
+    reasons = _total_reasons(total, checks, threshold) + _date_reasons(when, threshold)
+    reasons += [r for r in date_order if r.code not in {x.code for x in reasons}]
+    reasons += _invoice_reasons(invoice, threshold) + _currency_reasons(money)
     # NCB files the claim under the invoice number, so a read one counts like the total
     # and date; a missing one is a claim rule (services.recognition), not a confidence.
     confidence = min(total.confidence, when.confidence)
@@ -105,23 +121,36 @@ def _evidence(
     return out
 
 
-def _total_reasons(total: AmountResult, threshold: float) -> list[Reason]:
-    if total.value is None:
+def _total_reasons(
+    total: AmountResult, checks: Corroboration | None, threshold: float
+) -> list[Reason]:
+    if total.value is None or checks is None:
         return [Reason("missing_total", "No total amount was found on the receipt.")]
     reasons = []
     if total.conflicting_values:
         reasons.append(
             Reason("ambiguous_total", "The receipt shows more than one different total.")
         )
-    if total.mismatch:
+    if total.mismatch or checks.disagreed:
         reasons.append(
             Reason("total_mismatch", "The total does not agree with the payment and change.")
         )
-    if total.rounding_ambiguous:
+    if total.rounding_ambiguous and not _rounding_confirmed(checks):
         reasons.append(
             Reason(
                 "rounding_adjusted",
-                "The receipt prints both an exact and a rounded total; confirm which to claim.",
+                "The receipt prints both an exact and a rounded total, and neither the "
+                "payment nor a final total line confirms the rounded one; confirm which "
+                "was paid.",
+            )
+        )
+    if REQUIRE_CORROBORATION and total.method == "labelled" and not checks.corroborated:
+        agreed = ", ".join(checks.agreed) or "none"
+        reasons.append(
+            Reason(
+                "total_unconfirmed",
+                "No independent figure on the receipt reproduces the labelled total "
+                f"(checks that agreed: {agreed}).",
             )
         )
     if total.method != "labelled":
@@ -148,6 +177,41 @@ def _date_reasons(when: DateResult, threshold: float) -> list[Reason]:
     return reasons
 
 
+def _rounding_confirmed(checks: Corroboration) -> bool:
+    """The rounded total was paid: CASH - CHANGE gives it, or a TOTAL line prints it and
+    the exact total plus the printed rounding adds up to it; never when a check objects."""
+    if checks.disagreed:
+        return False
+    if "tender_minus_change" in checks.agreed:
+        return True
+    return checks.labelled and "subtotal_tax_rounding" in checks.agreed
+
+
+def _date_order_reasons(when: DateResult, origin: Origin) -> list[Reason]:
+    """A date such as 03/04/2018 with nothing to say which of its numbers is the day."""
+    if when.alternative is None:
+        return []
+    hint = when.order_hint
+    if hint == "day_first" and "month_first_date" not in origin.foreign:
+        return []
+    if hint is None and origin.clearly_malaysian:
+        return []  # Malaysian receipts write the day first
+    first, second = when.value, when.alternative
+    return [
+        Reason(
+            "ambiguous_date",
+            f"The date reads as {first} day-first or {second} month-first, and nothing "
+            "on the receipt says which.",
+        )
+    ]
+
+
+def _currency_reasons(money: CurrencyResult) -> list[Reason]:
+    if money.reason is None:
+        return []
+    return [Reason(money.reason, money.message)]
+
+
 def _invoice_reasons(invoice: InvoiceResult, threshold: float) -> list[Reason]:
     if invoice.value is None or invoice.confidence >= threshold:
         return []
@@ -164,17 +228,6 @@ def _invoice_reasons(invoice: InvoiceResult, threshold: float) -> list[Reason]:
     else:
         message = "The invoice number was not read confidently."
     return [Reason("low_confidence_invoice_number", message)]
-
-
-def _currency(rows: Sequence[Row]) -> tuple[str, float]:
-    """MYR unless another currency is named; RM/MYR printed makes it near-certain."""
-    text = " ".join(r.text.upper() for r in rows)
-    for code, pattern in (("SGD", r"\bSGD\b|\bS\$"), ("USD", r"\bUSD\b|\bUS\$")):
-        if re.search(pattern, text):
-            return code, 0.8
-    if re.search(r"\bRM|\bMYR\b|RINGGIT", text):
-        return "MYR", 0.99
-    return "MYR", 0.9
 
 
 def _empty(reason: Reason) -> ClaimExtraction:

@@ -52,7 +52,8 @@ _RULES: list[tuple[Kind, re.Pattern[str]]] = [
         r"\bROUNDED TOTAL\b|\bTOTAL (AMT |AMOUNT )?ROUNDED\b|"
         r"\bTOTAL AFTER (ROUNDING|ADJ)|\bTOTAL (AMT |AMOUNT |SALES |RM )*"
         r"(INCL|INC|INCLUSIVE|INCLUDING|WITH)\b|\bJUMLAH\b")),
-    (Kind.ROUNDING, re.compile(r"^(?!.*TOTAL).*(\bROUND(ING|ED)?\b|\bRND\b|\bADJ(USTMENT)?\b)")),
+    (Kind.ROUNDING, re.compile(
+        r"^(?!.*(TOTAL|\bTTL\b)).*(\bROUND(ING|ED)?\b|\bRND\b|\bADJ(USTMENT)?\b|\bPEMBUNDARAN\b)")),
     (Kind.WEAK_TOTAL, re.compile(r"\bTOTAL INCLUDES?\b")),
     (Kind.TAX, re.compile(
         r"\b(GST|SST|TAX|SERVICE TAX|SALES TAX|CUKAI)\b"

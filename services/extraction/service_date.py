@@ -43,6 +43,12 @@ class DateResult:
     too_old: bool = False
     conflicting_values: list[date] = field(default_factory=list)
     source: Span | None = None  # the printing of the date that weighed most
+    # The month-first reading of the chosen date when every printing of it reads validly
+    # both ways ("03/04/2018"), else None.
+    alternative: date | None = None
+    # What the receipt's other numeric dates say about its order: "day_first" (one reads
+    # only day-first, "25/12/2018"), "month_first" ("12/25/2018"), both, or None.
+    order_hint: str | None = None
 
 
 def _form_weight(m: DateMatch, text: str) -> float:
@@ -79,6 +85,8 @@ def choose_date(rows: Sequence[Row], today: date) -> DateResult:
     evidence: dict[date, float] = defaultdict(float)
     ocr: dict[date, float] = defaultdict(float)
     printed: dict[date, tuple[float, Span]] = {}
+    alternatives: dict[date, set[date | None]] = defaultdict(set)
+    orders: set[str] = set()
     for i, row in enumerate(rows):
         prev = rows[i - 1] if i > 0 else None
         for m in find_dates(row.text):
@@ -89,6 +97,9 @@ def choose_date(rows: Sequence[Row], today: date) -> DateResult:
             ocr[m.value] = max(ocr[m.value], read)
             if m.value not in printed or weight > printed[m.value][0]:
                 printed[m.value] = (weight, Span(row, m.start, m.end))
+            alternatives[m.value].add(m.alternative)
+            if order := _order_shown(m):
+                orders.add(order)
     if not evidence:
         return DateResult(None, 0.0)
 
@@ -117,4 +128,20 @@ def choose_date(rows: Sequence[Row], today: date) -> DateResult:
         too_old=too_old,
         conflicting_values=sorted(others),
         source=printed[best][1],
+        alternative=_only_alternative(alternatives[best]),
+        order_hint="/".join(sorted(orders)) or None,
     )
+
+
+def _order_shown(m: DateMatch) -> str | None:
+    """The day/month order a numeric date proves by itself: only one reading is valid."""
+    if m.kind != "numeric" or m.alternative is not None or m.value.day == m.value.month:
+        return None
+    return "month_first" if m.month_first else "day_first"
+
+
+def _only_alternative(alternatives: set[date | None]) -> date | None:
+    """The other reading, unless some printing of the date settles it (a month name)."""
+    if None in alternatives or len(alternatives) != 1:
+        return None
+    return next(iter(alternatives))

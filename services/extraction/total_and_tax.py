@@ -31,7 +31,6 @@ _CASH_EQUAL = 1.0  # CASH = value, no change given
 _SUM_CHECK = 1.2  # SUBTOTAL + TAX (+ ROUNDING) = value
 _UNLABELLED = 0.4  # bare amount printed in the totals block
 _VERIFIED_OCR_WEIGHT = 0.3  # how much shaky recognition still counts once cross-checked
-_ROUNDING_PENALTY = 0.85  # exact and rounded totals both printed: let a person choose
 # How fast evidence turns into confidence: 1 - exp(-evidence / scale).
 _EVIDENCE_SCALE = 1.2
 
@@ -213,15 +212,15 @@ def choose_total(items: Sequence[Labelled]) -> AmountResult:
 
     paid = [c - g for c in cash for g in change if g > 0 and c > g]
     mismatch = bool(paid) and not any(p == v for p in paid for v in explained)
-    # Receipts print both the exact total and the total rounded to 5 sen; which one a
-    # claim should carry is a policy question that the receipt cannot settle.
+    # Receipts print both the exact total and the total rounded to 5 sen; the rounded one
+    # is what was paid, confirmed by CASH - CHANGE or a final TOTAL line (total_checks).
     unrounded = {best - r for r in roundings} - {best}
     rounding_ambiguous = any(
         it.value in unrounded for it in items if it.kind in _TOTAL_KINDS or it.kind is Kind.SUBTOTAL
     )
+    # Exact and rounded totals both printed: the receipt's arithmetic (total_checks)
+    # decides whether the rounded one was paid, not a penalty here.
     confidence = _evidence_to_confidence(support)
-    if rounding_ambiguous:
-        confidence *= _ROUNDING_PENALTY
     if mismatch:
         confidence *= 0.7
     if conflict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 Point = tuple[float, float]
 
@@ -97,6 +98,38 @@ class PageText:
             x, y = y, width - x
             width, height = height, width
         return x, y
+
+
+def page_to_json(page: PageText) -> dict[str, Any]:
+    """A page's OCR output as JSON, so evaluation can re-score extraction without OCR."""
+    return {
+        "width": page.width,
+        "height": page.height,
+        "turns": page.turns,
+        "lines": [
+            {
+                "text": ln.text,
+                "box": [list(p) for p in ln.box],
+                "confidence": ln.confidence,
+                "char_confidences": list(ln.char_confidences),
+            }
+            for ln in page.lines
+        ],
+    }
+
+
+def page_from_json(obj: dict[str, Any]) -> PageText:
+    """The inverse of :func:`page_to_json` (``turns`` and character confidences optional)."""
+    lines = tuple(
+        TextLine(
+            ln["text"],
+            quad(ln["box"]),
+            float(ln["confidence"]),
+            tuple(float(c) for c in ln.get("char_confidences") or ()),
+        )
+        for ln in obj["lines"]
+    )
+    return PageText(int(obj["width"]), int(obj["height"]), lines, int(obj.get("turns", 0)))
 
 
 def reading_order(lines: Sequence[TextLine]) -> tuple[TextLine, ...]:

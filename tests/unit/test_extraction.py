@@ -261,7 +261,9 @@ def test_competing_totals_are_ambiguous() -> None:
     assert result.route == "review"
 
 
-def test_rounded_total_is_chosen_but_reviewed() -> None:
+def test_rounded_total_confirmed_by_the_payment_is_submitted() -> None:
+    # Issue 11: the rounded total is what was paid; CASH - CHANGE and the final TOTAL
+    # line confirm it, so it goes to NCB (it used to wait as `rounding_adjusted`).
     tail = [
         amount_row("TOTAL", "50.02"),
         amount_row("ROUNDING ADJ", "-0.02"),
@@ -271,8 +273,8 @@ def test_rounded_total_is_chosen_but_reviewed() -> None:
     ]
     result = extract_claim([receipt(*tail)], today=TODAY)
     assert result.fields["total_amount"] == "50.00"
-    assert "rounding_adjusted" in codes(result)
-    assert result.route == "review"
+    assert "rounding_adjusted" not in codes(result)
+    assert result.route == "submit", result.reasons
 
 
 def test_labelled_sale_date_beats_card_expiry_and_conflicts_lower_confidence() -> None:
@@ -286,9 +288,14 @@ def test_labelled_sale_date_beats_card_expiry_and_conflicts_lower_confidence() -
 
 
 def test_threshold_controls_routing() -> None:
+    # A total corroborated by the payment (TOTAL = CASH) at ~0.92 confidence.
+    paid = [receipt(amount_row("TOTAL", "50.00"), amount_row("CASH", "50.00"))]
+    assert extract_claim(paid, today=TODAY, threshold=0.95).route == "review"
+    assert extract_claim(paid, today=TODAY, threshold=0.5).route == "submit"
+    # Issue 11: no threshold lets an uncorroborated total through.
     plain = [receipt(amount_row("TOTAL", "50.00"))]
-    assert extract_claim(plain, today=TODAY).route == "review"
-    assert extract_claim(plain, today=TODAY, threshold=0.5).route == "submit"
+    lenient = extract_claim(plain, today=TODAY, threshold=0.5)
+    assert lenient.route == "review" and "total_unconfirmed" in codes(lenient)
 
 
 def test_totals_on_a_second_page() -> None:

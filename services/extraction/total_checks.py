@@ -1,0 +1,178 @@
+"""Independent checks of a chosen total against the receipt's own arithmetic.
+
+A claim routed to ``submit`` reaches NCB with nobody looking, so the amount must be
+corroborated: a labelled total that at least one independent reading of the receipt
+reproduces. Each check is one small function returning AGREES, DISAGREES or None (the
+receipt does not print the figures it needs), so a reason can say which checks agreed:
+
+* ``tender_minus_change``: CASH/CARD tendered minus CHANGE (none printed: the tender
+  alone) is what was paid.
+* ``subtotal_tax_rounding``: SUBTOTAL + TAX + ROUNDING, or an exact total + ROUNDING,
+  adds up to it.
+* ``repeated_total``: the same amount is printed again on another row of the totals block.
+* ``item_sum``: the item lines above the totals add up to it (alone, or plus tax/rounding).
+
+A misread digit would have to be repeated, or compensated by another misread, to pass
+any of them. Only the payment check can *disagree*: when what was tendered minus the
+change is a different amount, the receipt contradicts itself and a person decides.
+The other sums are too often incomplete (a missing discount line, a tax table) for a
+failed sum to mean the total is wrong; a failed sum just does not corroborate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from enum import Enum
+
+from services.extraction.labels import Kind
+from services.extraction.total_and_tax import Labelled
+
+FIVE_SEN = Decimal("0.05")
+_TOTAL_KINDS = frozenset({Kind.GRAND_TOTAL, Kind.TOTAL, Kind.WEAK_TOTAL})
+_BLOCK_KINDS = _TOTAL_KINDS | {Kind.SUBTOTAL, Kind.TAX, Kind.ROUNDING}
+
+
+class Verdict(Enum):
+    AGREES = "agrees"
+    DISAGREES = "disagrees"
+
+
+@dataclass(frozen=True)
+class Corroboration:
+    """Which checks reproduced the total and which contradicted it."""
+
+    agreed: tuple[str, ...]
+    disagreed: tuple[str, ...]
+    # Printed under a TOTAL label, or a labelled total plus the printed rounding.
+    labelled: bool = False
+
+    @property
+    def corroborated(self) -> bool:
+        """A labelled total that an independent check reproduces and none contradicts."""
+        return self.labelled and bool(self.agreed) and not self.disagreed
+
+
+def round5(x: Decimal) -> Decimal:
+    """``x`` rounded to 5 sen, as Malaysian cash payments are."""
+    return (x / FIVE_SEN).quantize(Decimal(1), rounding=ROUND_HALF_UP) * FIVE_SEN
+
+
+def _values(items: Sequence[Labelled], kind: Kind) -> list[Decimal]:
+    return [it.value for it in items if it.kind is kind]
+
+
+def _roundings(items: Sequence[Labelled]) -> list[Decimal]:
+    return [v for v in _values(items, Kind.ROUNDING) if v != 0 and abs(v) < 1]
+
+
+def tender_minus_change(total: Decimal, items: Sequence[Labelled]) -> Verdict | None:
+    """CASH - CHANGE (or the tender alone when no change is printed) equals the total."""
+    tendered = [v for v in _values(items, Kind.CASH) if v > 0]
+    change = [v for v in _values(items, Kind.CHANGE) if v >= 0]
+    if not tendered:
+        return None
+    if not change or all(g == 0 for g in change):
+        if total in tendered:
+            return Verdict.AGREES
+        # A tender below the total, or one equal to another printed total (a card paying
+        # the exact amount of a receipt that also prints a cash-rounded one), contradicts
+        # it; one above it with no change printed is some other line, not evidence.
+        other_totals = {it.value for it in items if it.kind in _TOTAL_KINDS} - {total}
+        if all(t < total for t in tendered) or set(tendered) & other_totals:
+            return Verdict.DISAGREES
+        return None
+    paid = {t - g for t in tendered for g in change if t > g}
+    if total in paid:
+        return Verdict.AGREES
+    return Verdict.DISAGREES if paid else None
+
+
+def labelled_total(total: Decimal, items: Sequence[Labelled]) -> bool:
+    """``total`` is printed under a total label, or is a labelled total + printed rounding."""
+    labelled = [it.value for it in items if it.kind in _TOTAL_KINDS]
+    if total in labelled:
+        return True
+    return any(v + r == total for v in labelled for r in _roundings(items))
+
+
+def subtotal_tax_rounding(total: Decimal, items: Sequence[Labelled]) -> Verdict | None:
+    """SUBTOTAL + TAX + ROUNDING (or an exact total + ROUNDING) equals the total."""
+    subtotals = [it.value for it in items if it.kind is Kind.SUBTOTAL and it.value > 0]
+    exact = [it.value for it in items if it.kind in _TOTAL_KINDS and it.value != total]
+    roundings = _roundings(items)
+    taxes = [v for v in _values(items, Kind.TAX) if v >= 0]
+    if not subtotals and not (exact and roundings):
+        return None
+    for s in subtotals:
+        for t in [*taxes, Decimal(0)]:
+            for r in [*roundings, Decimal(0)]:
+                if s + t + r == total:
+                    return Verdict.AGREES
+            if t and round5(s + t) == total:  # cash rounding left unprinted
+                return Verdict.AGREES
+    if any(e + r == total for e in exact for r in roundings):
+        return Verdict.AGREES
+    return None
+
+
+def repeated_total(total: Decimal, items: Sequence[Labelled]) -> Verdict | None:
+    """The total's digits are printed on two or more rows of the totals block."""
+    block = [it for it in items if it.kind in _TOTAL_KINDS]
+    if not block:
+        return None
+    first = min(it.row.index for it in block)
+    rows = {
+        it.row.index
+        for it in items
+        if it.value == total
+        and (it.kind in _TOTAL_KINDS or (it.kind is Kind.NONE and it.row.index >= first))
+    }
+    return Verdict.AGREES if len(rows) >= 2 else None
+
+
+def item_sum(total: Decimal, items: Sequence[Labelled]) -> Verdict | None:
+    """The line amounts above the totals block add up to the total (with tax/rounding).
+
+    The rightmost amount of each row above the first subtotal/total/tax row is taken as
+    that row's line amount (a unit price, when printed, sits left of it).
+    """
+    block = [it.row.index for it in items if it.kind in _BLOCK_KINDS]
+    if not block:
+        return None
+    first = min(block)
+    line_amounts: dict[int, Labelled] = {}
+    for it in items:
+        if it.row.index < first and it.kind in (Kind.NONE, Kind.OTHER):
+            line_amounts[it.row.index] = it  # later (further right) amounts replace earlier
+    if len(line_amounts) < 1:
+        return None
+    s = sum((it.value for it in line_amounts.values()), Decimal(0))
+    extras = [Decimal(0), *(v for v in _values(items, Kind.TAX) if v >= 0), *_roundings(items)]
+    if s <= 0:
+        return None
+    if any(s + e == total or round5(s + e) == total for e in extras):
+        return Verdict.AGREES
+    return None
+
+
+CHECKS = (
+    ("tender_minus_change", tender_minus_change),
+    ("subtotal_tax_rounding", subtotal_tax_rounding),
+    ("repeated_total", repeated_total),
+    ("item_sum", item_sum),
+)
+
+
+def corroborate(total: Decimal, items: Sequence[Labelled]) -> Corroboration:
+    """Run every check on ``total``; name the ones that agreed and that disagreed."""
+    agreed: list[str] = []
+    disagreed: list[str] = []
+    for name, check in CHECKS:
+        verdict = check(total, items)
+        if verdict is Verdict.AGREES:
+            agreed.append(name)
+        elif verdict is Verdict.DISAGREES:
+            disagreed.append(name)
+    return Corroboration(tuple(agreed), tuple(disagreed), labelled_total(total, items))

@@ -1,0 +1,276 @@
+"""Corroboration of the total, currency and day/month order on synthetic receipts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import pytest
+
+from services.extraction import extract_claim
+from services.extraction.layout import build_rows
+from services.extraction.origin import decide_currency, read_origin
+from services.extraction.total_and_tax import Labelled, labelled_amounts
+from services.extraction.total_checks import (
+    Verdict,
+    corroborate,
+    item_sum,
+    labelled_total,
+    repeated_total,
+    subtotal_tax_rounding,
+    tender_minus_change,
+)
+from tests.unit.test_extraction import (
+    CLEAN_TAIL,
+    HEADER,
+    TODAY,
+    Row,
+    amount_row,
+    codes,
+    page,
+    receipt,
+)
+
+
+def items(*rows: Row) -> list[Labelled]:
+    return labelled_amounts(build_rows([page(*rows)]))
+
+
+def d(text: str) -> Decimal:
+    return Decimal(text)
+
+
+# --- each check on its own -------------------------------------------------------------
+
+
+def test_tender_minus_change() -> None:
+    paid = items(
+        amount_row("TOTAL", "50.00"), amount_row("CASH", "100.00"), amount_row("CHANGE", "50.00")
+    )
+    assert tender_minus_change(d("50.00"), paid) is Verdict.AGREES
+    assert tender_minus_change(d("55.00"), paid) is Verdict.DISAGREES
+    assert tender_minus_change(d("50.00"), items(amount_row("TOTAL", "50.00"))) is None
+
+
+def test_tender_without_change() -> None:
+    card = items(amount_row("TOTAL", "50.00"), amount_row("VISA", "50.00"))
+    assert tender_minus_change(d("50.00"), card) is Verdict.AGREES
+    short = items(amount_row("TOTAL", "50.00"), amount_row("CASH", "20.00"))
+    assert tender_minus_change(d("50.00"), short) is Verdict.DISAGREES
+    # More tendered and no change printed: says nothing either way.
+    more = items(amount_row("TOTAL", "50.00"), amount_row("CASH", "60.00"))
+    assert tender_minus_change(d("50.00"), more) is None
+
+
+def test_subtotal_tax_rounding() -> None:
+    block = items(
+        amount_row("SUBTOTAL", "47.17"),
+        amount_row("GST 6%", "2.83"),
+        amount_row("ROUNDING", "-0.02"),
+        amount_row("TOTAL", "49.98"),
+    )
+    assert subtotal_tax_rounding(d("49.98"), block) is Verdict.AGREES
+    assert subtotal_tax_rounding(d("50.00"), block) is Verdict.AGREES  # without the rounding
+    assert subtotal_tax_rounding(d("48.00"), block) is None  # fails: no corroboration, no veto
+    assert subtotal_tax_rounding(d("50.00"), items(amount_row("TOTAL", "50.00"))) is None
+
+
+def test_exact_total_plus_rounding() -> None:
+    block = items(
+        amount_row("TOTAL", "50.02"),
+        amount_row("ROUNDING ADJ", "-0.02"),
+        amount_row("TOTAL ROUNDED", "50.00"),
+    )
+    assert subtotal_tax_rounding(d("50.00"), block) is Verdict.AGREES
+    assert labelled_total(d("50.00"), block)
+
+
+def test_repeated_total() -> None:
+    twice = items(amount_row("TOTAL", "50.00"), amount_row("NETT TOTAL", "50.00"))
+    assert repeated_total(d("50.00"), twice) is Verdict.AGREES
+    once = items(amount_row("TOTAL", "50.00"), amount_row("CASH", "50.00"))
+    assert repeated_total(d("50.00"), once) is None
+
+
+def test_item_sum() -> None:
+    lines = items(
+        amount_row("CONSULTATION", "30.00"),
+        amount_row("MEDICINE 2 X 8.50", "17.00"),
+        amount_row("GST 6%", "2.82"),
+        amount_row("TOTAL", "49.82"),
+    )
+    assert item_sum(d("49.82"), lines) is Verdict.AGREES  # items + tax
+    assert item_sum(d("49.80"), lines) is Verdict.AGREES  # ... rounded to 5 sen
+    assert item_sum(d("51.00"), lines) is None
+
+
+def test_corroborate_names_the_checks() -> None:
+    block = items(*CLEAN_TAIL)
+    result = corroborate(d("50.00"), block)
+    assert result.agreed == ("tender_minus_change", "subtotal_tax_rounding")
+    assert result.disagreed == () and result.corroborated
+    bare = corroborate(d("50.00"), items(amount_row("GRAND TOTAL", "50.00")))
+    assert bare.agreed == () and not bare.corroborated
+
+
+# --- routing -------------------------------------------------------------------------
+
+
+def test_uncorroborated_total_goes_to_review_however_confident() -> None:
+    result = extract_claim(
+        [receipt(amount_row("GRAND TOTAL", "RM 50.00"))], today=TODAY, threshold=0.5
+    )
+    assert result.fields["total_amount"] == "50.00"
+    assert result.route == "review"
+    assert "total_unconfirmed" in codes(result)
+
+
+def test_corroborated_total_reason_lists_nothing_and_submits() -> None:
+    tail = [amount_row("GRAND TOTAL", "RM 50.00"), amount_row("CASH", "RM 50.00")]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.route == "submit", result.reasons
+
+
+def test_rounding_confirmed_by_change_submits_the_paid_total() -> None:
+    tail = [
+        amount_row("SUBTOTAL", "47.20"),
+        amount_row("SST 6%", "2.83"),
+        amount_row("TOTAL", "50.03"),
+        amount_row("PEMBUNDARAN", "-0.03"),
+        amount_row("TOTAL", "50.00"),
+        amount_row("CASH", "100.00"),
+        amount_row("CHANGE", "50.00"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "50.00"
+    assert result.route == "submit", result.reasons
+
+
+def test_rounding_with_a_card_paying_the_exact_amount_goes_to_review() -> None:
+    tail = [
+        amount_row("TOTAL", "50.02"),
+        amount_row("RND ADJ", "-0.02"),
+        amount_row("TOTAL ROUNDED", "50.00"),
+        amount_row("VISA", "50.02"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.route == "review"
+    assert {"total_mismatch", "rounding_adjusted"} <= codes(result)
+
+
+# --- currency ------------------------------------------------------------------------
+
+US_HEADER: list[Row] = [
+    "CORNER PHARMACY INC",
+    "123 MAIN STREET",
+    "AUSTIN, TX 78701",
+    "Date: 12/20/2018 10:31",
+    amount_row("CONSULTATION", "30.00"),
+    amount_row("MEDICINE", "20.00"),
+]
+
+
+def _origin(*rows: Row):  # type: ignore[no-untyped-def]
+    return read_origin(build_rows([page(*rows)]))
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("TOTAL US$ 50.00", "USD"), ("TOTAL S$50.00", "SGD"), ("TOTAL € 50.00", "EUR"),
+     ("TOTAL £50.00", "GBP"), ("TOTAL ¥5000.00", "JPY"), ("TOTAL USD 50.00", "USD"),
+     ("TOTAL 50.00 SGD", "SGD"), ("AMOUNT (EUR)", "EUR")],
+)  # fmt: skip
+def test_foreign_currency_is_read(text: str, code: str) -> None:
+    money = decide_currency(_origin(*HEADER, text))
+    assert (money.value, money.reason) == (code, "foreign_currency")
+
+
+@pytest.mark.parametrize(
+    "text", ["TOTAL RM 50.00", "TOTAL 50.00", "CNY DECO A002 (RM) 50.00", "SDN BND TOTAL 50.00"]
+)
+def test_malaysian_receipts_stay_myr(text: str) -> None:
+    money = decide_currency(_origin(*HEADER, text))
+    assert (money.value, money.reason) == ("MYR", None)
+
+
+def test_bare_dollar_is_myr_only_on_a_malaysian_receipt() -> None:
+    assert decide_currency(_origin(*HEADER, "TOTAL $50.00")).value == "MYR"
+    money = decide_currency(_origin("CORNER PHARMACY", "TOTAL $50.00"))
+    assert (money.value, money.reason) == (None, "foreign_currency")
+
+
+def test_configured_currency_is_home() -> None:
+    assert decide_currency(_origin("TOTAL S$50.00"), home="SGD").reason is None
+    assert (
+        decide_currency(_origin(*HEADER, "TOTAL RM 50.00"), home="SGD").reason == "foreign_currency"
+    )
+
+
+def test_foreign_receipt_in_another_currency_goes_to_review() -> None:
+    tail = [amount_row("TOTAL", "USD 50.00"), amount_row("CASH", "USD 50.00")]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["currency"] == "USD"
+    assert result.route == "review"
+    assert "foreign_currency" in codes(result)
+
+
+def test_no_currency_on_a_foreign_looking_receipt_is_not_silently_myr() -> None:
+    tail = [amount_row("TOTAL", "50.00"), amount_row("CASH", "50.00")]
+    result = extract_claim([page(*US_HEADER, *tail)], today=TODAY)
+    assert result.fields["currency"] is None
+    assert result.route == "review"
+    assert "currency_unconfirmed" in codes(result)
+
+
+def test_extract_claim_takes_the_configured_currency() -> None:
+    tail = [amount_row("TOTAL", "S$ 50.00"), amount_row("CASH", "S$ 50.00")]
+    assert "foreign_currency" in codes(extract_claim([receipt(*tail)], today=TODAY))
+    sg = extract_claim([receipt(*tail)], today=TODAY, currency="SGD")
+    assert "foreign_currency" not in codes(sg)
+
+
+# --- day/month order -----------------------------------------------------------------
+
+PLAIN_HEADER: list[Row] = ["CORNER PHARMACY", "Invoice No: INV-20180012"]
+PAID: list[Row] = [amount_row("TOTAL", "50.00"), amount_row("CASH", "50.00")]
+
+
+def _dated(header: Sequence[Row], when: str) -> list[Row]:
+    return [*header, f"Date: {when} 10:31", *PAID]
+
+
+def test_ambiguous_date_without_context_goes_to_review() -> None:
+    result = extract_claim([page(*_dated(PLAIN_HEADER, "03/04/2018"))], today=TODAY)
+    assert result.fields["service_date"] == "2018-04-03"
+    assert result.route == "review"
+    assert "ambiguous_date" in codes(result)
+
+
+@pytest.mark.parametrize(
+    "context",
+    ["NO 12, JALAN MERANTI 2", "47400 PETALING JAYA, SELANGOR", "MEDIVIEW KLINIK SDN BHD",
+     "GST REG NO: 000123456789", "WWW.MEDIVIEW.COM.MY", "TOTAL RM 50.00"],
+)  # fmt: skip
+def test_ambiguous_date_on_a_malaysian_receipt_is_day_first(context: str) -> None:
+    result = extract_claim([page(*_dated([*PLAIN_HEADER, context], "03/04/2018"))], today=TODAY)
+    assert result.fields["service_date"] == "2018-04-03"
+    assert "ambiguous_date" not in codes(result)
+    assert result.route == "submit", result.reasons
+
+
+def test_another_date_on_the_receipt_settles_the_order() -> None:
+    header = [*PLAIN_HEADER, "Printed 25/12/2018"]
+    result = extract_claim([page(*_dated(header, "03/04/2018"))], today=TODAY)
+    assert "ambiguous_date" not in codes(result)
+
+
+def test_unambiguous_dates_need_no_context() -> None:
+    for when in ("25/12/2018", "04/04/2018", "3 Apr 2018"):
+        result = extract_claim([page(*_dated(PLAIN_HEADER, when))], today=TODAY)
+        assert "ambiguous_date" not in codes(result), when
+
+
+def test_us_receipt_with_ambiguous_date_goes_to_review() -> None:
+    header = [*US_HEADER[:3], "Date: 03/04/2018 10:31"]
+    result = extract_claim([page(*header, *PAID)], today=TODAY)
+    assert {"ambiguous_date", "currency_unconfirmed"} <= codes(result)
