@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.config import Settings
 from services.demo import install_sample_inbox
+from services.dispatch import DispatchError
 from services.ledger import WORKING_STATES, JobState, Ledger
 from services.logs import get_logger
 from services.mail import MaildirSource
@@ -443,7 +444,9 @@ def _run(settings: Settings, *, once: bool, timeout_s: float, stop: StopRequest)
         resources = Resources(settings.model_copy(update={"broker_url": broker}))
         stack.callback(resources.close)
         resources.dispatcher.poll()
-        return _run_once(settings, ledger, workers, stop, started_at, clock, timeout_s)
+        return _run_once(
+            settings, ledger, workers, stop, started_at, clock, timeout_s, resources.dispatcher.poll
+        )
 
 
 def _serve_forever(workers: WorkerProcesses, stop: StopRequest) -> int:
@@ -466,20 +469,33 @@ def _run_once(
     started_at: datetime,
     clock: float,
     timeout_s: float,
+    poll_again: Callable[[], None],
+    repoll_after_s: float = 10.0,
 ) -> int:
     """Wait for the poll to record the emails, then for every job to come to rest.
 
     A child that dies meanwhile is restarted (the ledger and the sweep carry its work
-    over). Exit status 0 means every job came to rest; a stop request or the timeout ends
-    the wait early, and the summary still says what is left in progress.
+    over). A poll cut short (the ledger dropped its connection mid-email) leaves that
+    email in the mailbox, so while the mailbox is not drained a poll is queued again
+    every ``repoll_after_s`` (polls are safe to repeat), instead of waiting for beat's
+    next one. Exit status 0 means every job came to rest; a stop request or the timeout
+    ends the wait early, and the summary still says what is left in progress.
     """
     deadline = time.monotonic() + timeout_s
     settled = False
+    last_poll = time.monotonic()
     try:
         while time.monotonic() < deadline and not settled and not stop:
             time.sleep(1.0)
             workers.supervise()
             settled = _at_rest(settings, ledger, started_at)
+            if not settled and time.monotonic() - last_poll > repoll_after_s:
+                if not _mailbox_drained(settings, ledger, started_at):
+                    try:
+                        poll_again()
+                    except DispatchError as exc:  # the broker is away: the next round
+                        log.warning("poll not queued", error=str(exc))
+                last_poll = time.monotonic()
     except GaveUp:
         pass
     else:
@@ -503,6 +519,13 @@ def _at_rest(settings: Settings, ledger: Ledger, since: datetime) -> bool:
         return _mailbox_read(settings, ledger, since) and summary(ledger, since)["in_progress"] == 0
     except DBAPIError as exc:
         log.warning("ledger not reachable; checking again", error=type(exc).__name__)
+        return False
+
+
+def _mailbox_drained(settings: Settings, ledger: Ledger, since: datetime) -> bool:
+    try:
+        return _mailbox_read(settings, ledger, since)
+    except DBAPIError:
         return False
 
 

@@ -8,6 +8,8 @@ meaning: NCB has the claim, the audit log has its row and the archive its origin
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -80,15 +82,17 @@ def deliver_records(
         if not items:
             break
         touched.update((i.job_id, i.payload.get("email_id", "")) for i in items)
-        if not _deliver_audit(ledger, audit, items, report, retry_after_s):
-            break
+        with _lease_given_back_on_error(ledger, items):
+            if not _deliver_audit(ledger, audit, items, report, retry_after_s):
+                break
     for _ in range(max_batches):
         items = ledger.outbox.lease(ARCHIVE, ARCHIVE_BATCH, lease_s)
         if not items:
             break
         touched.update((i.job_id, i.payload.get("email_id", "")) for i in items)
-        if not _deliver_archive(ledger, archive, blobs, items, report, retry_after_s):
-            break
+        with _lease_given_back_on_error(ledger, items):
+            if not _deliver_archive(ledger, archive, blobs, items, report, retry_after_s):
+                break
     for job_id in ledger.outbox.jobs_delivered(list(touched)):
         with bound_contextvars(job_id=job_id, email_id=touched[job_id]):
             if mark_done(ledger, job_id):
@@ -103,6 +107,20 @@ def deliver_records(
             done=report.done,
         )
     return report
+
+
+@contextmanager
+def _lease_given_back_on_error(ledger: Ledger, items: list[PendingRecord]) -> Iterator[None]:
+    """A deliverer that fails outside the destination's own errors (the ledger dropped
+    its connection mid-batch, say) gives its lease back at once, so the next sweep can
+    deliver, instead of holding the batch for ``LEASE_S``. If even that fails, the
+    lease simply runs out."""
+    try:
+        yield
+    except Exception:
+        with suppress(Exception):
+            ledger.outbox.postpone([i.id for i in items], "delivery interrupted", 0)
+        raise
 
 
 def mark_done(ledger: Ledger, job_id: str) -> int:
