@@ -56,7 +56,8 @@ def add_setup_commands(commands: Any) -> None:
             "Check the ledger, the broker, the mailbox (Gmail, IMAP or folder), the audit "
             "log (Sheets or CSV), the archive (Drive or folder) and NCB (its health, and "
             "whether it accepts our key, by sending an empty claim it must refuse as "
-            "invalid). Writes nothing. Exits 0 when every check passes, 1 otherwise."
+            "invalid). Writes nothing but an empty probe file in a local audit or archive "
+            "folder, removed at once. Exits 0 when every check passes, 1 otherwise."
         ),
     )
     doctor.set_defaults(handler=_doctor)
