@@ -135,13 +135,21 @@ def _total_reasons(
         reasons.append(
             Reason("total_mismatch", "The total does not agree with the payment and change.")
         )
-    if total.rounding_ambiguous and not _rounding_confirmed(checks):
+    if total.rounding_undecided or (total.rounding_ambiguous and not _rounding_confirmed(checks)):
         reasons.append(
             Reason(
                 "rounding_adjusted",
                 "The receipt prints both an exact and a rounded total, and neither the "
                 "payment nor a final total line confirms the rounded one; confirm which "
                 "was paid.",
+            )
+        )
+    if total.negative_total:
+        reasons.append(
+            Reason(
+                "negative_total",
+                "The total line prints a negative amount (a credit note, or a dash read as "
+                "a minus sign); confirm the amount paid.",
             )
         )
     if REQUIRE_CORROBORATION and total.method == "labelled" and not checks.corroborated:

@@ -3,7 +3,8 @@
 Labels are matched on a normalised form (upper case, letters/digits/%/spaces only, OCR's
 "0" inside words read as "O") so "T0TAL AMT.....", "Total Amt :" and "TOTAL AMT" all
 look the same. Order matters: distractors such as SUBTOTAL, TOTAL QTY, CASH and CHANGE
-are recognised before the generic TOTAL.
+are recognised before the generic TOTAL, and the GST summary table's "Total 6% supplies
+(Inc. GST)" / "Total SR" lines before any total, subtotal or tax.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ _RULES: list[tuple[Kind, re.Pattern[str]]] = [
     (Kind.OTHER, re.compile(
         r"\bTOTAL (QTY|QUANTITY|ITEM|ITEMS|PCS|UNIT|UNITS|DISC|DISCOUNT|SAVING|SAVINGS|"
         r"POINT|POINTS|NO OF)\b|\bQTY\b|\bITEM COUNT\b|\bPOINTS?\b|\bDISC(OUNT)?\b|"
-        r"\bSAVINGS?\b|\bVOUCHER\b|\bDEPOSIT\b|\bBALANCE\b")),
+        r"\bSAVINGS?\b|\bVOUCHER\b|\bDEPOSIT\b|\bBALANCE\b|"
+        # The GST summary table ("Total 0% supplies", "Total SR", "Total ZR"): tax-summary
+        # lines, whose amounts are a share of the sale, never the payable total.
+        r"[0-9]% ?S?U[PR]{1,2}[LI]|\bTOTAL (SR|ZR)\b")),
     (Kind.SUBTOTAL, re.compile(
         r"\bSUB ?TOTAL\b|\bSUBTTL\b|\bTOTAL (EXCL|EXCLUSIVE|EXCLUDING|BEFORE|W O|WITHOUT)\b|"
         r"\bEXCL(USIVE|UDING)? (OF )?GST\b|\bAMT EXCL|\bTOTAL GROSS\b|\bGROSS\b|\bNET OF GST\b")),

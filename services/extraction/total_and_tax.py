@@ -31,6 +31,8 @@ _CASH_EQUAL = 1.0  # CASH = value, no change given
 _SUM_CHECK = 1.2  # SUBTOTAL + TAX (+ ROUNDING) = value
 _UNLABELLED = 0.4  # bare amount printed in the totals block
 _VERIFIED_OCR_WEIGHT = 0.3  # how much shaky recognition still counts once cross-checked
+# An exact total and the cash-rounded one printed with no rounding line are this close.
+_MAX_UNPRINTED_ROUNDING = Decimal("0.04")
 # How fast evidence turns into confidence: 1 - exp(-evidence / scale).
 _EVIDENCE_SCALE = 1.2
 
@@ -64,6 +66,11 @@ class AmountResult:
     conflict: float = 0.0
     mismatch: bool = False  # CASH - CHANGE contradicts the chosen total
     rounding_ambiguous: bool = False  # both the unrounded and the rounded total are printed
+    # Exact and cash-rounded totals printed with no rounding line, and neither the payment
+    # nor the position of the last total line says which was paid.
+    rounding_undecided: bool = False
+    # A total line's only amount reads negative: a credit note, or a dash read as minus.
+    negative_total: bool = False
     checks: list[str] = field(default_factory=list)
     conflicting_values: list[Decimal] = field(default_factory=list)
     # Where the value is printed; None when it was computed from several (CASH - CHANGE).
@@ -136,7 +143,12 @@ def _evidence_to_confidence(evidence: float) -> float:
 
 def choose_total(items: Sequence[Labelled]) -> AmountResult:
     """The payable total with a confidence built from labels, arithmetic and recognition."""
+    # "Total Payable: -51.88": the only amount on a total line reads negative. Most often
+    # a dash or colon misread as a minus, sometimes a credit note; take its digits and let
+    # a person confirm them (``negative_total``) rather than fall back to another line.
+    negative = [it for it in items if _negative_total_line(it, items)]
     totals = [it for it in items if it.kind in _TOTAL_KINDS and it.value > 0]
+    totals += [replace(it, value=-it.value) for it in negative]
     by_kind: dict[Kind, list[Labelled]] = defaultdict(list)
     for it in items:
         by_kind[it.kind].append(it)
@@ -198,6 +210,7 @@ def choose_total(items: Sequence[Labelled]) -> AmountResult:
             evidence[value] += _SUM_CHECK
             checks[value].append("subtotal_tax_rounding")
 
+    undecided = _decide_unprinted_rounding(totals, cash, change, roundings, evidence, checks)
     best = max(evidence, key=lambda v: (evidence[v], v))
     support = evidence[best]
     explained = {best - r for r in roundings} | {best}
@@ -251,10 +264,63 @@ def choose_total(items: Sequence[Labelled]) -> AmountResult:
         conflict=conflict,
         mismatch=mismatch,
         rounding_ambiguous=rounding_ambiguous,
+        rounding_undecided=best in undecided,
+        negative_total=bool(negative),
         checks=checks[best],
         conflicting_values=sorted(conflicts),
         source=shown.span if shown is not None else None,
     )
+
+
+def _negative_total_line(it: Labelled, items: Sequence[Labelled]) -> bool:
+    """A TOTAL/GRAND TOTAL line whose only amount is negative."""
+    if it.kind not in (Kind.GRAND_TOTAL, Kind.TOTAL) or it.value >= 0:
+        return False
+    return sum(1 for other in items if other.row.index == it.row.index) == 1
+
+
+def _decide_unprinted_rounding(
+    totals: Sequence[Labelled],
+    cash: Sequence[Decimal],
+    change: Sequence[Decimal],
+    roundings: Sequence[Decimal],
+    evidence: dict[Decimal, float],
+    checks: dict[Decimal, list[str]],
+) -> set[Decimal]:
+    """An exact total and a cash-rounded one (a multiple of 5 sen, at most 4 sen more)
+    printed with no rounding line between them: which one was paid.
+
+    The payment decides (tender - change, or the tender alone with no change, equals one
+    of them); failing that, the rounded total printed on the last total line was paid.
+    The chosen one takes the other's weight, as TOTAL + ROUNDING does. Returns the values
+    of pairs nothing decided, for the claim to go to review.
+    """
+    rows: dict[Decimal, int] = {}
+    for it in totals:
+        if it.kind in (Kind.GRAND_TOTAL, Kind.TOTAL):
+            rows[it.value] = max(rows.get(it.value, -1), it.row.index)
+    if any(g > 0 for g in change):
+        paid = {c - g for c in cash for g in change if c > g > 0}
+    else:
+        paid = set(cash)
+    last_row = max(rows.values(), default=-1)
+    undecided: set[Decimal] = set()
+    for exact in rows:
+        for rounded in rows:
+            gap = rounded - exact
+            if not (0 < gap <= _MAX_UNPRINTED_ROUNDING) or rounded % FIVE_SEN or gap in roundings:
+                continue
+            if rounded in paid or (exact not in paid and rows[rounded] == last_row):
+                won, lost = rounded, exact
+            elif exact in paid:
+                won, lost = exact, rounded
+            else:
+                undecided |= {exact, rounded}
+                continue
+            evidence[won] += evidence[lost] * 0.9
+            evidence[lost] *= 0.3
+            checks[won].append("unprinted_rounding")
+    return undecided
 
 
 def _fallback_total(items: Sequence[Labelled]) -> AmountResult:

@@ -8,9 +8,10 @@ from decimal import Decimal
 import pytest
 
 from services.extraction import extract_claim
+from services.extraction.labels import Kind, classify
 from services.extraction.layout import build_rows
 from services.extraction.origin import decide_currency, read_origin
-from services.extraction.total_and_tax import Labelled, labelled_amounts
+from services.extraction.total_and_tax import Labelled, choose_total, labelled_amounts
 from services.extraction.total_checks import (
     Verdict,
     corroborate,
@@ -156,6 +157,73 @@ def test_rounding_with_a_card_paying_the_exact_amount_goes_to_review() -> None:
     result = extract_claim([receipt(*tail)], today=TODAY)
     assert result.route == "review"
     assert {"total_mismatch", "rounding_adjusted"} <= codes(result)
+
+
+# An exact total and the cash-rounded one, 2 sen more, with no rounding line printed.
+_EXACT = amount_row("TOTAL WITH SST", "50.03")
+_ROUNDED = amount_row("TOTAL", "50.05")
+_SUMS = [amount_row("SUBTOTAL", "47.20"), amount_row("SST 6%", "2.83")]
+
+
+def test_unprinted_rounding_on_the_last_total_line_was_paid() -> None:
+    result = extract_claim([receipt(*_SUMS, _EXACT, _ROUNDED)], today=TODAY)
+    assert result.fields["total_amount"] == "50.05"
+    assert result.route == "submit", result.reasons
+
+
+def test_unprinted_rounding_decided_by_the_payment() -> None:
+    paid = [amount_row("CASH", "100.00"), amount_row("CHANGE", "49.95")]
+    result = extract_claim([receipt(*_SUMS, _ROUNDED, _EXACT, *paid)], today=TODAY)
+    assert result.fields["total_amount"] == "50.05"
+    assert result.route == "submit", result.reasons
+    card = extract_claim(
+        [receipt(*_SUMS, _EXACT, _ROUNDED, amount_row("VISA", "50.03"))], today=TODAY
+    )
+    assert card.fields["total_amount"] == "50.03"  # a card paid the exact amount
+    assert "rounding_adjusted" not in codes(card)
+
+
+def test_unprinted_rounding_that_nothing_decides_goes_to_review() -> None:
+    # The exact total is printed last and no payment is printed: either could be paid.
+    result = extract_claim([receipt(*_SUMS, _ROUNDED, _EXACT)], today=TODAY)
+    assert result.route == "review"
+    assert "rounding_adjusted" in codes(result)
+
+
+def test_more_than_rounding_apart_is_not_a_rounding_pair() -> None:
+    block = items(amount_row("TOTAL WITH SST", "50.00"), amount_row("TOTAL", "50.05"))
+    assert not choose_total(block).rounding_undecided
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["Total 0% supplies:", "Total 6% supplies (Inc. GST):", "Total 6% suppiies (excl. GST):",
+     "Total SR", "Total ZR :"],
+)  # fmt: skip
+def test_gst_summary_totals_are_not_total_candidates(label: str) -> None:
+    assert classify(label) is Kind.OTHER
+
+
+def test_summary_line_does_not_win_over_a_negative_read_payable() -> None:
+    # "Total Payable: -50.00": a dash read as a minus (or a credit note). The GST summary's
+    # zero-rated share, printed twice and equal to the items' sum, must not take its place.
+    tail = [
+        amount_row("Total 0% supplies:", "47.17"),
+        amount_row("Total 6% supplies (Inc. GST):", "2.83"),
+        amount_row("Total 0% supplies:", "47.17"),
+        amount_row("Total Payable:", "-50.00"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "50.00"
+    assert result.route == "review"
+    assert "negative_total" in codes(result)
+
+
+def test_negative_total_line_is_read_as_its_digits_and_flagged() -> None:
+    flipped = choose_total(items(amount_row("Total Payable:", "-50.00")))
+    assert flipped.value == d("50.00") and flipped.negative_total
+    rounding = choose_total(items(amount_row("ROUNDING", "-0.02"), amount_row("TOTAL", "50.00")))
+    assert rounding.value == d("50.00") and not rounding.negative_total
 
 
 # --- currency ------------------------------------------------------------------------
