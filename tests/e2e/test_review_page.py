@@ -41,9 +41,8 @@ from services.ledger import JobState, Ledger
 from services.mail import MaildirSource
 from services.ncb import NcbClient
 from services.ocr.onnx_engine import OnnxOcrEngine
-from services.ocr.pages import PageLimits
-from services.recognition import recognise_jobs
 from services.submission import Outcome, submit_job
+from tests.support.ocr_fixtures import recognise
 
 pytestmark = pytest.mark.slow
 
@@ -158,15 +157,8 @@ def receipt_waiting_for_review(
     inbox.mkdir()
     shutil.copy2(SAMPLE_INBOX_DIR / SAMPLE, inbox)
     (job_id,) = ingest(MaildirSource(inbox), ledger, blobs).new_jobs
-    report = recognise_jobs(
-        [job_id],
-        ledger=ledger,
-        blobs=blobs,
-        engine=engine,
-        limits=PageLimits(),
-        threshold=0.999,  # no read is that sure: a person must look at it
-        max_attempts=3,
-    )
+    # No read is that sure: a person must look at it.
+    report = recognise([job_id], ledger=ledger, blobs=blobs, engine=engine, threshold=0.999)
     assert report.needs_review == [job_id]
     job = ledger.get_job(job_id)
     assert job.state is JobState.NEEDS_REVIEW

@@ -30,12 +30,11 @@ from services.mail.gmail import GmailSource
 from services.mailbox_outcomes import mark_outcomes
 from services.ncb import NcbClient
 from services.ocr.onnx_engine import OnnxOcrEngine
-from services.ocr.pages import PageLimits
-from services.recognition import recognise_jobs
 from services.records.delivery import deliver_records
 from services.records.drive import DriveArchive
 from services.records.sheets import SheetsAuditLog, create_spreadsheet, sheets_client
 from services.submission import Outcome, finalize_job, submit_job
+from tests.support.ocr_fixtures import recognise
 
 pytestmark = pytest.mark.slow
 
@@ -77,16 +76,9 @@ def test_gmail_to_sheets_and_drive_every_step_twice_and_through_an_outage(
     jobs = first.new_jobs
     assert len(jobs) == 2
 
-    kwargs: dict[str, Any] = dict(
-        ledger=ledger,
-        blobs=blobs,
-        engine=ocr_engine,
-        limits=PageLimits(),
-        threshold=0.5,
-        max_attempts=3,
-    )
-    ready = recognise_jobs(jobs, **kwargs).ready
-    assert not recognise_jobs(jobs, **kwargs).ready  # the second run finds them taken
+    kwargs: dict[str, Any] = dict(ledger=ledger, blobs=blobs, engine=ocr_engine, threshold=0.5)
+    ready = recognise(jobs, **kwargs).ready
+    assert not recognise(jobs, **kwargs).ready  # the second run finds them taken
     assert ready, "at least one sample claim is confident enough to submit"
 
     with StandinServer(api_key="k") as ncb:

@@ -20,12 +20,11 @@ from services.ledger import JobState, Ledger
 from services.mail import MaildirSource
 from services.ncb import NcbClient
 from services.ocr.onnx_engine import OnnxOcrEngine
-from services.ocr.pages import PageLimits
-from services.recognition import recognise_jobs
 from services.records import CsvAuditLog, LocalArchive
 from services.records.delivery import deliver_records
 from services.recovery import sweep
 from services.submission import Outcome, finalize_job, submit_job
+from tests.support.ocr_fixtures import recognise
 
 pytestmark = pytest.mark.slow
 
@@ -48,17 +47,9 @@ def test_every_step_twice_gives_one_claim_one_row_one_archive(
     assert ingest(source, ledger, blobs).emails == 0
     (job_id,) = first.new_jobs
 
-    kwargs = dict(
-        ledger=ledger,
-        blobs=blobs,
-        engine=ocr_engine,
-        limits=PageLimits(),
-        threshold=0.9,
-        max_attempts=3,
-    )
-    report = recognise_jobs([job_id], **kwargs)
+    report = recognise([job_id], ledger=ledger, blobs=blobs, engine=ocr_engine)
     assert report.ready == [job_id]
-    again = recognise_jobs([job_id], **kwargs)
+    again = recognise([job_id], ledger=ledger, blobs=blobs, engine=ocr_engine)
     assert again.skipped == [job_id] and not again.ready
 
     audit = CsvAuditLog(tmp_path / "audit.csv")
@@ -95,15 +86,7 @@ def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(
     # Three workers took it and died before saving anything.
     for _ in range(3):
         assert ledger.start_ocr(job_id)
-    report = recognise_jobs(
-        [job_id],
-        ledger=ledger,
-        blobs=blobs,
-        engine=ocr_engine,
-        limits=PageLimits(),
-        threshold=0.9,
-        max_attempts=3,
-    )
+    report = recognise([job_id], ledger=ledger, blobs=blobs, engine=ocr_engine)
     assert report.failed == [job_id]
     job = ledger.get_job(job_id)
     assert job.state is JobState.FAILED

@@ -35,11 +35,10 @@ from services.ledger.migrate import downgrade
 from services.mail import MaildirSource
 from services.ncb import NcbClient
 from services.ocr.onnx_engine import OnnxOcrEngine
-from services.ocr.pages import PageLimits
-from services.recognition import recognise_jobs
 from services.submission import Outcome, submit_job
 from tests.support.api_fixtures import Api
 from tests.support.ledger_helpers import new_email, new_job
+from tests.support.ocr_fixtures import recognise
 from workers import cli
 
 pytestmark = pytest.mark.both_databases
@@ -429,15 +428,7 @@ def test_another_photo_of_a_receipt_in_the_same_batch_goes_to_review(
         for name in ("sample-01.20240601", "again.20240602", "sample-02.20240601")
     )
 
-    report = recognise_jobs(
-        [first, again, other],
-        ledger=ledger,
-        blobs=blobs,
-        engine=ocr_engine,
-        limits=PageLimits(),
-        threshold=0.9,
-        max_attempts=3,
-    )
+    report = recognise([first, again, other], ledger=ledger, blobs=blobs, engine=ocr_engine)
     assert not report.failed and not report.skipped
     assert ledger.get_job(first).fields == ledger.get_job(again).fields  # same claim read
     assert first in report.ready  # routes as before
@@ -447,15 +438,7 @@ def test_another_photo_of_a_receipt_in_the_same_batch_goes_to_review(
     assert _flagged_as_duplicate_of(ledger, other) is None
 
     # A redelivered task for the same jobs changes nothing and flags no one.
-    repeat = recognise_jobs(
-        [first, again],
-        ledger=ledger,
-        blobs=blobs,
-        engine=ocr_engine,
-        limits=PageLimits(),
-        threshold=0.9,
-        max_attempts=3,
-    )
+    repeat = recognise([first, again], ledger=ledger, blobs=blobs, engine=ocr_engine)
     assert sorted(repeat.skipped) == sorted([first, again])
     assert ledger.get_job(first).state is S.READY
     assert _flagged_as_duplicate_of(ledger, first) is None
@@ -466,14 +449,6 @@ def test_a_second_photo_read_by_a_later_task_is_flagged(
 ) -> None:
     """The earlier claim already submitted, the second photo arrives in another task."""
     blobs = LocalBlobStore(tmp_path / "blobs")
-    kwargs: dict[str, Any] = dict(
-        ledger=ledger,
-        blobs=blobs,
-        engine=ocr_engine,
-        limits=PageLimits(),
-        threshold=0.9,
-        max_attempts=3,
-    )
     message = _sample_message()
     (part,) = message.iter_attachments()
     data = part.get_payload(decode=True)
@@ -491,7 +466,7 @@ def test_a_second_photo_read_by_a_later_task_is_flagged(
             key,
         )
         jobs.append(job_id)
-        report = recognise_jobs([job_id], **kwargs)
+        report = recognise([job_id], ledger=ledger, blobs=blobs, engine=ocr_engine)
         if index == 0:
             assert report.ready == [job_id]
             assert ledger.begin_submit(job_id)

@@ -27,9 +27,9 @@ from services.intake import ingest
 from services.ledger import JobView, Ledger
 from services.mail import MaildirSource
 from services.ocr.onnx_engine import OnnxOcrEngine
-from services.ocr.pages import PageLimits, load_pages
-from services.recognition import recognise_jobs
+from services.ocr.pages import load_pages
 from tests.support.ledger_helpers import FIELD_CONFIDENCE, FIELDS, new_email, new_job
+from tests.support.ocr_fixtures import recognise
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +51,7 @@ def _sample_jpeg() -> bytes:
 def _recognise(
     ledger: Ledger, engine: OnnxOcrEngine, blobs: LocalBlobStore, job_id: str
 ) -> JobView:
-    report = recognise_jobs(
-        [job_id],
-        ledger=ledger,
-        blobs=blobs,
-        engine=engine,
-        limits=PageLimits(),
-        threshold=0.9,
-        max_attempts=3,
-    )
+    report = recognise([job_id], ledger=ledger, blobs=blobs, engine=engine)
     assert not report.failed and not report.skipped
     return ledger.get_job(job_id)
 

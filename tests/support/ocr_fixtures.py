@@ -9,12 +9,17 @@ or about construction itself (e.g. its errors) builds one, and only for itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from services.blobs import BlobStore
+    from services.ledger import Ledger
+    from services.ocr.engine import OcrEngine
     from services.ocr.onnx_engine import OnnxOcrEngine
+    from services.recognition import RecognitionReport
 
 OCR_TEST_THREADS = 2  # leaves cores for the other processes a test run starts
 
@@ -25,3 +30,26 @@ def ocr_engine() -> OnnxOcrEngine:
     from services.ocr.onnx_engine import OnnxOcrEngine  # loads onnxruntime only when used
 
     return OnnxOcrEngine(threads=OCR_TEST_THREADS)
+
+
+def recognise(
+    job_ids: Sequence[str],
+    *,
+    ledger: Ledger,
+    blobs: BlobStore,
+    engine: OcrEngine,
+    threshold: float = 0.9,
+) -> RecognitionReport:
+    """The OCR step as its task runs it, with the default page limits and 3 attempts."""
+    from services.ocr.pages import PageLimits
+    from services.recognition import recognise_jobs
+
+    return recognise_jobs(
+        job_ids,
+        ledger=ledger,
+        blobs=blobs,
+        engine=engine,
+        limits=PageLimits(),
+        threshold=threshold,
+        max_attempts=3,
+    )
