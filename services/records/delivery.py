@@ -8,7 +8,7 @@ meaning: NCB has the claim, the audit log has its row and the archive its origin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,22 +77,27 @@ def deliver_records(
     """Deliver what is due, a few batches at most, and mark fully delivered jobs done."""
     report = DeliveryReport()
     touched: dict[str, str] = {}  # job id -> email id, for the log lines
-    for _ in range(max_batches):
-        items = ledger.outbox.lease(AUDIT, AUDIT_BATCH, lease_s)
-        if not items:
-            break
-        touched.update((i.job_id, i.payload.get("email_id", "")) for i in items)
-        with _lease_given_back_on_error(ledger, items):
-            if not _deliver_audit(ledger, audit, items, report, retry_after_s):
+    deliverers: list[tuple[str, int, Callable[[list[PendingRecord]], bool]]] = [
+        (
+            AUDIT,
+            AUDIT_BATCH,
+            lambda items: _deliver_audit(ledger, audit, items, report, retry_after_s),
+        ),
+        (
+            ARCHIVE,
+            ARCHIVE_BATCH,
+            lambda items: _deliver_archive(ledger, archive, blobs, items, report, retry_after_s),
+        ),
+    ]
+    for kind, batch, deliver in deliverers:
+        for _ in range(max_batches):
+            items = ledger.outbox.lease(kind, batch, lease_s)
+            if not items:
                 break
-    for _ in range(max_batches):
-        items = ledger.outbox.lease(ARCHIVE, ARCHIVE_BATCH, lease_s)
-        if not items:
-            break
-        touched.update((i.job_id, i.payload.get("email_id", "")) for i in items)
-        with _lease_given_back_on_error(ledger, items):
-            if not _deliver_archive(ledger, archive, blobs, items, report, retry_after_s):
-                break
+            touched.update((i.job_id, i.payload.get("email_id", "")) for i in items)
+            with _lease_given_back_on_error(ledger, items):
+                if not deliver(items):
+                    break  # the destination failed: the rest of this kind waits
     for job_id in ledger.outbox.jobs_delivered(list(touched)):
         with bound_contextvars(job_id=job_id, email_id=touched[job_id]):
             if mark_done(ledger, job_id):
