@@ -488,9 +488,10 @@ def _run_once(
         while time.monotonic() < deadline and not settled and not stop:
             time.sleep(1.0)
             workers.supervise()
-            settled = _at_rest(settings, ledger, started_at)
+            drained = _ledger_says(lambda: _mailbox_read(settings, ledger, started_at))
+            settled = drained and _ledger_says(lambda: _no_work_left(ledger, started_at))
             if not settled and time.monotonic() - last_poll > repoll_after_s:
-                if not _mailbox_drained(settings, ledger, started_at):
+                if not drained:
                     try:
                         poll_again()
                     except DispatchError as exc:  # the broker is away: the next round
@@ -509,24 +510,19 @@ def _run_once(
     return 0 if settled else 1
 
 
-def _at_rest(settings: Settings, ledger: Ledger, since: datetime) -> bool:
-    """True when the mailbox is drained and no job has work ahead of it.
-
-    A database that drops the connection (a restart, a failover) is a "not yet", not a
-    reason to stop the run: the workers reconnect on their own, and so does this check.
-    """
+def _ledger_says(check: Callable[[], bool]) -> bool:
+    """``check()``, where a database that drops the connection (a restart, a failover) is
+    a "not yet", not a reason to stop the run: the workers reconnect on their own, and so
+    does this check."""
     try:
-        return _mailbox_read(settings, ledger, since) and summary(ledger, since)["in_progress"] == 0
+        return check()
     except DBAPIError as exc:
         log.warning("ledger not reachable; checking again", error=type(exc).__name__)
         return False
 
 
-def _mailbox_drained(settings: Settings, ledger: Ledger, since: datetime) -> bool:
-    try:
-        return _mailbox_read(settings, ledger, since)
-    except DBAPIError:
-        return False
+def _no_work_left(ledger: Ledger, since: datetime) -> bool:
+    return summary(ledger, since)["in_progress"] == 0
 
 
 def _retrying(read: Callable[[], T], attempts: int = 10) -> T:
