@@ -33,6 +33,17 @@ OCR_TIME_LIMIT_S = 15 * 60
 VISIBILITY_TIMEOUT_S = 2 * OCR_TIME_LIMIT_S
 
 
+def transport_options(broker: str) -> dict[str, object]:
+    """Redis redelivers unacknowledged messages after the visibility timeout. The embedded
+    SQL broker has no such option (and refuses unknown ones); its SQLite file is shared by
+    four processes, so it waits for a lock longer than sqlite3's default 5 s."""
+    if broker.startswith("redis"):
+        return {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    if broker.startswith("sqla+sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {}
+
+
 def make_app(settings: Settings) -> Celery:
     broker = settings.celery_broker_url
     app = Celery("claims_ocr", broker=broker, include=["workers.tasks"])
@@ -47,11 +58,7 @@ def make_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_time_limit=OCR_TIME_LIMIT_S,
         task_soft_time_limit=OCR_TIME_LIMIT_S - 60,
-        # Redis redelivers unacknowledged messages after this; the embedded SQL broker
-        # has no such option (and refuses unknown ones).
-        broker_transport_options=(
-            {"visibility_timeout": VISIBILITY_TIMEOUT_S} if broker.startswith("redis") else {}
-        ),
+        broker_transport_options=transport_options(broker),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
+from kombu import Connection, Queue
 from sqlalchemy.exc import DBAPIError
 
 from services.config import Settings
@@ -36,6 +37,7 @@ from services.logs import get_logger
 from services.mail import MaildirSource
 from services.preflight import production_warnings, redact_url, startup_problems
 from services.sentry import init_sentry
+from workers.app import QUEUES, transport_options
 from workers.multiproc import MULTIPROC_ENV, fresh_dir
 from workers.wiring import Resources
 
@@ -68,7 +70,22 @@ def demo_broker(settings: Settings) -> str:
         redis=redact_url(settings.celery_broker_url),
         broker=str(path),
     )
-    return f"sqla+sqlite:///{path}"
+    url = f"sqla+sqlite:///{path}"
+    declare_queues(url)
+    return url
+
+
+def declare_queues(url: str) -> None:
+    """Create the embedded broker's tables and queues before any worker starts.
+
+    kombu's SQL transport creates them on first use; four processes doing that at once on
+    a new file race (a UNIQUE constraint error in one of them), so the parent does it
+    alone first.
+    """
+    with Connection(url, transport_options=transport_options(url)) as connection:
+        channel = connection.channel()
+        for name in QUEUES:
+            Queue(name)(channel).declare()
 
 
 @dataclass(frozen=True)

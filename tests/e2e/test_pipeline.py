@@ -77,9 +77,15 @@ def start_run(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def finish_run(proc: subprocess.Popen[str]) -> dict:
+def finish_run(proc: subprocess.Popen[str], logs: Path | None = None) -> dict:
+    """The run's summary; a failed run shows its stderr and, given ``logs``, each worker's
+    last lines that are not debug."""
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, f"run failed ({proc.returncode}):\n{err[-4000:]}"
+    if proc.returncode != 0 and logs is not None:
+        for name, lines in read_log_lines(logs).items():
+            tail = [json.dumps(line) for line in lines if line["level"] != "debug"][-10:]
+            err += f"\n--- {name}\n" + "\n".join(tail)
+    assert proc.returncode == 0, f"run failed ({proc.returncode}):\n{err[-8000:]}"
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -350,7 +356,7 @@ def test_run_without_redis_uses_the_embedded_broker(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     make_inbox(data_dir, CLEAN_EMAILS[:1])
     env = run_env(data_dir, "redis://127.0.0.1:1/0", LOG_LEVEL="DEBUG")
-    summary = finish_run(start_run(env, tmp_path))
+    summary = finish_run(start_run(env, tmp_path), data_dir / "logs")
     assert summary["emails"] == 1
     assert summary["submitted"] == 1
     assert summary["in_progress"] == 0

@@ -7,7 +7,9 @@ refusals come before any process, stand-in or data file is started or written.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ import pytest
 from services.config import Settings
 from services.demo import SAMPLE_INBOX_DIR
 from services.preflight import production_warnings, redact_url, startup_problems
+from workers.app import QUEUES
+from workers.runner import declare_queues, demo_broker
 
 DEAD_REDIS = "redis://:secret@127.0.0.1:1/0"
 
@@ -168,3 +172,29 @@ def test_imap_needs_its_server_login_and_a_real_ca_file(tmp_path: Path) -> None:
     ]
     complete = _production(tmp_path, **imap, IMAP_PASSWORD="pw")
     assert startup_problems(complete, broker_answers=True) == []
+
+
+def _declare_all(url: str) -> str:
+    """One worker's first use of the embedded broker (what its consumer and producer do)."""
+    try:
+        declare_queues(url)
+    except Exception as exc:  # the failure is what the test reports
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def test_the_embedded_broker_is_made_before_any_worker_uses_it(tmp_path: Path) -> None:
+    """Four processes creating kombu's queue rows at once on a new file raced (a UNIQUE
+    constraint error killed one consumer); the demo's parent now makes them first."""
+    for attempt in range(5):
+        data_dir = tmp_path / str(attempt)  # kombu makes the tables once per file and process
+        settings = Settings(
+            CLAIMS_OCR_ENV="demo", CLAIMS_OCR_DATA_DIR=data_dir, REDIS_URL=DEAD_REDIS
+        )
+        data_dir.mkdir()
+        url = demo_broker(settings)
+        with sqlite3.connect(data_dir / "broker.sqlite") as db:
+            queues = {name for (name,) in db.execute("SELECT name FROM kombu_queue")}
+        assert queues == set(QUEUES)
+        with multiprocessing.get_context("spawn").Pool(4) as pool:
+            assert pool.map(_declare_all, [url] * 4) == ["ok"] * 4
