@@ -17,6 +17,19 @@ fails). OCR dominates: about 1.8 s per claim on 2 (shared) CPU cores, so the def
 1,000 claims take roughly 30 minutes per mode (both: about an hour; rendering the emails
 adds ~30 s). 1 claim/s is more than 2 cores keep up with, so steady then queues up too.
 Try ``--claims 40 --mode burst`` (~1.5 min) first.
+
+Faults under load (steady mode): ``--ncb-faults`` puts an NCB stand-in of the script's own
+in front of the run and cycles it through 503s, answers slower than the client's timeout,
+refused connections, connections dropped mid-response, 429 with a Retry-After past the
+inline cap, and 401s, a healthy window between each; ``--kill-every S`` SIGKILLs a random
+Celery process of the run (a worker, a pool child or beat) every S seconds. NCB's pauses
+are compressed to seconds (``FAULT_ENV``). Both stop once the last claim arrived, every
+NCB fault was applied and half the claims reached NCB, so the rest drains through a
+healthy NCB; the checker then proves nothing was lost or doubled. The fault suite's long
+run, about ten minutes:
+
+    .venv/bin/python scripts/load_test.py --mode steady --claims 300 --rate 0.5 \
+        --ncb-faults --kill-every 30
 """
 
 from __future__ import annotations
@@ -28,11 +41,13 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -42,6 +57,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from services.demo.ncb_standin import StandinServer  # noqa: E402
 from services.demo.receipts import random_spec, render_receipt, to_jpeg  # noqa: E402
 from services.demo.sample_inbox import (  # noqa: E402
     _POLICY,
@@ -142,6 +158,129 @@ class RssSampler(threading.Thread):
         self.join()
 
 
+# -- faults --------------------------------------------------------------------------
+
+#: NCB's pauses compressed from minutes to seconds, so a fault cycle fits a short run; a
+#: sweep quick to re-send what a killed process left behind.
+FAULT_ENV = {
+    "NCB_TIMEOUT_S": "2",
+    "NCB_MAX_RETRY_AFTER_S": "2",
+    "NCB_AUTH_PAUSE_S": "5",
+    "NCB_BREAKER_COOLDOWN_S": "2",
+    "NCB_RETRY_BASE_DELAY_S": "0.1",
+    "NCB_RETRY_MAX_DELAY_S": "1",
+    "SWEEP_INTERVAL_S": "2",
+    "STALE_AFTER_S": "30",
+    # Our kills, not a poison document: a job may be taken again more often.
+    "MAX_OCR_ATTEMPTS": "10",
+}
+#: One fault cycle. The answers (503, a dropped connection, 429 with a Retry-After past
+#: the inline cap, 401) are queued together for the next submissions, so they reach the
+#: submitter however the claims are timed; then NCB is slow, then down, for a window each.
+NCB_ANSWERS = ("503", "dropped", "retry_after", "401")
+NCB_FAULTS = (*NCB_ANSWERS, "slow", "down")
+_FAULTY_SUBMISSIONS = 3  # of each answer
+
+
+class NcbFaults(threading.Thread):
+    """Runs fault cycles on the stand-in, a healthy ``window_s`` between the phases, and
+    a healthy spell after each cycle until NCB has accepted a claim."""
+
+    def __init__(self, server: StandinServer, window_s: float) -> None:
+        super().__init__(daemon=True, name="ncb-faults")
+        self.server, self.window_s = server, window_s
+        self.applied: list[str] = []  # each fault once it was met (answers) or ran out
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            accepted = len(self.server.state.claims)
+            self._queue_answers()
+            for kind in ("slow", "down"):
+                if self._stop_event.wait(self.window_s):
+                    return
+                self._apply(kind)
+                if self._stop_event.wait(self.window_s):
+                    return
+                self._heal()
+                self.applied.append(kind)
+            # NCB stays healthy until it has taken a claim: each cycle lets work through
+            # (the held claims come back after NCB's pauses, and the sweep re-sends them).
+            while len(self.server.state.claims) <= accepted:
+                if self._stop_event.wait(0.5):
+                    return
+
+    def _queue_answers(self) -> None:
+        """Queue every answer fault, then wait while submissions meet them in order."""
+        state = self.server.state
+        state.fail_next(503, _FAULTY_SUBMISSIONS)
+        state.drop_next(_FAULTY_SUBMISSIONS)
+        cap = float(FAULT_ENV["NCB_MAX_RETRY_AFTER_S"])
+        state.fail_next(429, _FAULTY_SUBMISSIONS, retry_after_s=cap + self.window_s)
+        state.fail_next(401, _FAULTY_SUBMISSIONS)
+        total, recorded = len(NCB_ANSWERS) * _FAULTY_SUBMISSIONS, 0
+        while not self._stop_event.wait(0.2):
+            met = (total - state.pending_faults()) // _FAULTY_SUBMISSIONS
+            self.applied.extend(NCB_ANSWERS[recorded:met])
+            recorded = met
+            if met == len(NCB_ANSWERS):
+                return
+
+    def _apply(self, kind: str) -> None:
+        if kind == "slow":
+            self.server.state.set_latency(float(FAULT_ENV["NCB_TIMEOUT_S"]) + 1.5)
+        elif kind == "down":
+            self.server.stop()
+
+    def _heal(self) -> None:
+        self.server.state.clear_faults()
+        self.server.start()  # after "down"; a no-op while it serves
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+        self._heal()
+
+
+def _celery_processes(root: int) -> list[int]:
+    """The run's Celery processes: worker main processes, their pool children, beat."""
+    found = []
+    for pid in _descendants(root)[1:]:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"celery" in argv:
+            found.append(pid)
+    return found
+
+
+class RandomKills(threading.Thread):
+    """SIGKILLs a random Celery process of the run every ``every_s`` (seeded choice)."""
+
+    def __init__(self, root: int, every_s: float, seed: int = 13) -> None:
+        super().__init__(daemon=True, name="random-kills")
+        self.root, self.every_s = root, every_s
+        self.random = random.Random(seed)
+        self.kills = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every_s):
+            candidates = _celery_processes(self.root)
+            if not candidates:
+                continue
+            try:
+                os.kill(self.random.choice(candidates), signal.SIGKILL)
+                self.kills += 1
+            except ProcessLookupError:
+                pass
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
 # -- one run -------------------------------------------------------------------------
 
 
@@ -163,6 +302,9 @@ class RunResult:
     runner_exit: int | None = None
     check_exit: int | None = None
     check_output: str = ""
+    ncb_faults: list[str] = field(default_factory=list)
+    ncb_statuses: dict[str, int] = field(default_factory=dict)
+    kills: int = 0
 
     @property
     def ok(self) -> bool:
@@ -194,10 +336,21 @@ def _env(data_dir: Path, args: argparse.Namespace) -> dict[str, str]:
         CLAIMS_OCR_DATA_DIR=str(data_dir),
         REDIS_URL=args.redis_url,
         POLL_INTERVAL_S="1",
+        # Beside another run on this machine: an API port of its own, no /metrics ports.
+        API_PORT=str(_free_port()),
+        METRICS_PORT="0",
     )
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
+    if args.ncb_faults or args.kill_every:
+        env.update(FAULT_ENV)
     return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _ledger_url(data_dir: Path, args: argparse.Namespace) -> str:
@@ -234,6 +387,10 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: Path) -> RunResult:
     print(f"[{mode}] rendered in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
     env = _env(data_dir, args)
+    ncb = None
+    if args.ncb_faults:
+        ncb = StandinServer(record_path=data_dir / "ncb-standin.jsonl").start()
+        env["NCB_API_BASE_URL"] = ncb.url
     since = datetime.now(UTC)
     argv = [sys.executable, "-m", "workers.cli", "run", "--demo"]
     timeout_s = args.timeout or 300 + 10 * args.claims
@@ -245,18 +402,52 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: Path) -> RunResult:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         sampler = RssSampler(proc.pid)
         sampler.start()
+        faults = NcbFaults(ncb, window_s=args.fault_window) if ncb is not None else None
+        killer = RandomKills(proc.pid, args.kill_every) if args.kill_every else None
+        for thread in (faults, killer):
+            if thread is not None:
+                thread.start()
+
+        def stop_faults() -> None:
+            for thread in (faults, killer):
+                if thread is not None and thread.is_alive():
+                    thread.stop()
+
+        def faults_may_stop(submitted: int) -> bool:
+            """Faults end once every kind was applied and half the claims reached NCB
+            under them; the rest then drain through a healthy NCB."""
+            cycled = faults is None or len(faults.applied) >= len(NCB_FAULTS)
+            return cycled and submitted >= args.claims / 2
+
         try:
             if mode == "burst":
                 result.runner_exit = proc.wait(timeout=timeout_s + 120)
             else:
                 result.runner_exit = _serve_steady(
-                    proc, args, staged, inbox, data_dir, since, timeout_s, arrivals
+                    proc,
+                    args,
+                    staged,
+                    inbox,
+                    data_dir,
+                    since,
+                    timeout_s,
+                    arrivals,
+                    faults_may_stop,
+                    stop_faults,
                 )
         finally:
+            stop_faults()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
             sampler.stop()
+            if ncb is not None:
+                result.ncb_statuses = _statuses(ncb.state.requests)
+                ncb.stop()
+        if faults is not None:
+            result.ncb_faults = faults.applied
+        if killer is not None:
+            result.kills = killer.kills
         result.wall_s = round(time.monotonic() - clock, 1)
     result.peak_rss_mib = round(sampler.peak_kib / 1024, 1)
     result.peak_rss_processes = sampler.peak_processes
@@ -290,8 +481,13 @@ def _serve_steady(
     since: datetime,
     timeout_s: float,
     arrivals: dict[str, datetime],
+    faults_may_stop: Callable[[int], bool],
+    stop_faults: Callable[[], None],
 ) -> int:
-    """Feed the inbox at ``--rate``, wait until every job is at rest, then SIGTERM."""
+    """Feed the inbox at ``--rate``, wait until every job is at rest, then SIGTERM.
+
+    Faults stop once ``faults_may_stop(submitted)`` says so (never before the last
+    arrival)."""
     db_file = data_dir / "ledger.db"
     while not args.database_url and not db_file.exists():  # the runner migrates it
         if proc.poll() is not None:
@@ -313,6 +509,9 @@ def _serve_steady(
     deadline = time.monotonic() + timeout_s
     with Ledger(_ledger_url(data_dir, args)) as ledger:
         while not _at_rest(ledger, since, len(staged), inbox):
+            submitted = sum(j.state in SUBMITTED for j in _jobs(ledger, since))
+            if faults_may_stop(submitted):
+                stop_faults()
             if proc.poll() is not None:
                 return proc.returncode
             if time.monotonic() > deadline:
@@ -358,6 +557,15 @@ def _measure(result: RunResult, url: str, since: datetime, arrivals: dict[str, d
     result.latency_s = _percentiles(latencies)
     if arrivals:
         result.inbox_to_submitted_s = _percentiles(from_inbox)
+
+
+def _statuses(requests: list[dict[str, Any]]) -> dict[str, int]:
+    """How NCB answered: submissions per status (``dropped`` for a cut connection)."""
+    counts: dict[str, int] = {}
+    for request in requests:
+        status = str(request.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def _file_of(message_id: str | None) -> str | None:
@@ -411,10 +619,32 @@ def main() -> int:
         "--database-url", help="an empty PostgreSQL database for the ledger (default: SQLite)"
     )
     parser.add_argument("--timeout", type=float, help="give up after S (300 + 10 s per claim)")
+    parser.add_argument(
+        "--ncb-faults",
+        action="store_true",
+        help="steady only: cycle an NCB stand-in of our own through its faults while claims arrive",
+    )
+    parser.add_argument(
+        "--fault-window",
+        type=float,
+        default=4.0,
+        help="seconds NCB is slow or down, and healthy between faults (4)",
+    )
+    parser.add_argument(
+        "--kill-every",
+        type=float,
+        default=0.0,
+        help="steady only: SIGKILL a random Celery process of the run every S seconds",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     if args.claims < 1 or args.rate <= 0:
         parser.error("--claims must be >= 1 and --rate > 0")
+    if (args.ncb_faults or args.kill_every) and args.mode != "steady":
+        parser.error(
+            "--ncb-faults and --kill-every need --mode steady (faults stop after "
+            "the last arrival so the run can drain)"
+        )
     if args.database_url and args.mode == "both":
         parser.error("with --database-url run one --mode at a time (the checker reads it all)")
     base = (args.data_dir or Path(tempfile.mkdtemp(prefix="claims-ocr-load-"))).resolve()
@@ -439,6 +669,12 @@ def main() -> int:
         "runs": {r.mode: {k: v for k, v in vars(r).items() if k != "mode"} for r in results},
     }
     print_table(results)
+    for r in results:
+        if r.ncb_faults or r.kills:
+            print(
+                f"[{r.mode}] NCB faults: {', '.join(r.ncb_faults) or 'none'}; NCB answered "
+                f"{r.ncb_statuses}; Celery processes killed: {r.kills}"
+            )
     print(json.dumps(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -63,7 +63,9 @@ class StandinState:
         self._by_identity: dict[tuple[str, str, str], str] = {}
         self._seq = 567890
         self.down_hook: Any = None  # set by StandinServer: callable(seconds)
-        if record_path is not None and record_path.exists():
+        if record_path is not None:
+            # Created at once: an empty record says "NCB holds no claim" to the checker.
+            os.close(open_private(record_path, os.O_WRONLY | os.O_APPEND))
             for claim in read_records(record_path):
                 self._remember(claim)
 
@@ -84,6 +86,11 @@ class StandinState:
         """The next ``count`` submissions lose their connection mid-response."""
         with self._lock:
             self._faults.extend(_Fault(0) for _ in range(count))
+
+    def pending_faults(self) -> int:
+        """Injected faults no submission has met yet."""
+        with self._lock:
+            return len(self._faults)
 
     def clear_faults(self) -> None:
         with self._lock:
