@@ -62,6 +62,16 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 _ORIENTATION = 0x0112  # EXIF tag
+# What Pillow raises on a damaged file; TypeError ("Missing dimensions") comes from a
+# multi-page LZW or deflate TIFF cut short.
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    TypeError,
+    SyntaxError,
+    EOFError,
+    Image.DecompressionBombError,
+)
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -228,7 +238,7 @@ class _ImagePages(PageSource):
                 plans.append(_plan_frame(*frame.size, jpeg, limits))
         except PageError:
             raise
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        except _DECODE_ERRORS as exc:
             raise PageError(
                 "corrupt_image", "The image file is damaged and cannot be read."
             ) from exc
@@ -258,7 +268,7 @@ class _ImagePages(PageSource):
             return _to_rgb_array(_shrink(image, plan.out), _TRANSPOSE.get(orientation))
         except PageError:
             raise
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        except _DECODE_ERRORS as exc:
             raise PageError(
                 "corrupt_image", "The image file is damaged and cannot be read."
             ) from exc

@@ -209,3 +209,19 @@ def test_the_3_kb_pdf_of_twenty_5_m_pages_is_refused_by_default() -> None:
     with pytest.raises(PageError) as err:
         open_pages(huge_page_pdf(pages=20))
     assert err.value.code == "document_too_large"
+
+
+@pytest.mark.parametrize("compression", ["tiff_lzw", "tiff_adobe_deflate", None])
+def test_a_multi_page_tiff_cut_short_is_a_corrupt_image(compression: str | None) -> None:
+    """Pillow raises TypeError ("Missing dimensions") for a compressed one: still our error,
+    so one bad attachment fails alone instead of sinking its OCR batch."""
+    rng = np.random.default_rng(7)
+    frames = [Image.fromarray(rng.integers(0, 255, (804, 720, 3), dtype=np.uint8)) for _ in "ab"]
+    kwargs = {"save_all": True, "append_images": frames[1:], "compression": compression}
+    data = _image_bytes(frames[0], "TIFF", **kwargs)
+    cut = data[: len(data) * 7 // 8]
+    with pytest.raises(PageError) as caught:
+        source = open_pages(cut, PageLimits())
+        for index in range(len(source)):
+            source.page(index)
+    assert caught.value.code == "corrupt_image"
