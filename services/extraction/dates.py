@@ -42,7 +42,7 @@ _ISO = re.compile(
 )
 _DAY_MONTH = re.compile(
     rf"(?<!\d)(?P<d>\d{{1,2}})\s?[-/ .]?\s?(?P<mon>{_MONTH_ALT})\b\.?\s?[-/ .,]?\s?"
-    r"(?P<y>\d{4}|\d{2})(?!\d)",
+    r"(?P<y>\d{4}(?=\d{1,2}:\d{2})|(?:\d{4}|\d{2})(?!\d))",  # "05 Mar 201818:24" glued
     re.IGNORECASE,
 )
 _MONTH_DAY = re.compile(

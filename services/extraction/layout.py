@@ -105,10 +105,14 @@ def _skew(lines: Sequence[TextLine]) -> float:
 
 
 def _band(line: TextLine, skew: float) -> tuple[float, float]:
-    """The line's vertical extent after undoing the page rotation about x = 0."""
-    cx = (line.left + line.right) / 2
-    shift = skew * cx
-    return line.top - shift, line.bottom - shift
+    """The line's vertical extent after undoing the page rotation about x = 0.
+
+    Each corner is deskewed on its own: the upright box of a wide line on a turned page
+    is taller than the line by its width times the slope (60 px for a 400 px line at 8
+    degrees), enough to swallow the rows above and below it.
+    """
+    ys = [y - skew * x for x, y in line.box]
+    return min(ys), max(ys)
 
 
 def _overlap(band: tuple[float, float], top: float, bottom: float) -> float:
@@ -117,9 +121,8 @@ def _overlap(band: tuple[float, float], top: float, bottom: float) -> float:
     return inter / shorter
 
 
-def _group(lines: Sequence[TextLine]) -> list[list[TextLine]]:
+def _group(lines: Sequence[TextLine], skew: float) -> list[list[TextLine]]:
     """Greedy banding by (deskewed) vertical overlap, scanning lines from top to bottom."""
-    skew = _skew(lines)
     groups: list[list[TextLine]] = []
     bands: list[tuple[float, float]] = []
     for line in sorted(lines, key=lambda ln: (sum(_band(ln, skew)), ln.left)):
@@ -146,11 +149,13 @@ def _group(lines: Sequence[TextLine]) -> list[list[TextLine]]:
 def build_rows(pages: Sequence[PageText]) -> list[Row]:
     """All visual rows of all pages, in reading order."""
     rows: list[Row] = []
+    order: list[float] = []  # each row's deskewed centre: reading order on a turned page
     for page_no, page in enumerate(pages):
         lines = [ln for ln in page.lines if ln.text.strip()]
         height = float(page.height or max((ln.bottom for ln in lines), default=1.0) or 1.0)
         width = float(page.width or max((ln.right for ln in lines), default=1.0) or 1.0)
-        for group in _group(lines):
+        skew = _skew(lines)
+        for group in _group(lines, skew):
             group.sort(key=lambda ln: ln.left)
             text_parts: list[str] = []
             confs: list[float] = []
@@ -164,6 +169,8 @@ def build_rows(pages: Sequence[PageText]) -> list[Row]:
                 confs.extend(_line_confs(line))
             top = min(ln.top for ln in group)
             bottom = max(ln.bottom for ln in group)
+            bands = [_band(ln, skew) for ln in group]
+            order.append((min(b[0] for b in bands) + max(b[1] for b in bands)) / 2)
             rows.append(
                 Row(
                     text="".join(text_parts),
@@ -180,5 +187,5 @@ def build_rows(pages: Sequence[PageText]) -> list[Row]:
                     lines=tuple(group),
                 )
             )
-    rows.sort(key=lambda r: (r.page, (r.top + r.bottom) / 2))
-    return [replace(r, index=i) for i, r in enumerate(rows)]
+    ranked = sorted(zip(order, rows, strict=True), key=lambda pair: (pair[1].page, pair[0]))
+    return [replace(r, index=i) for i, (_, r) in enumerate(ranked)]

@@ -25,6 +25,9 @@ TAX_TOLERANCE = Decimal("0.02")  # tax computed per line drifts a few sen from t
 # Evidence that a label lends to the amount it announces.
 _LABEL_WEIGHT = {Kind.GRAND_TOTAL: 3.0, Kind.TOTAL: 2.0, Kind.WEAK_TOTAL: 0.8}
 _TOTAL_KINDS = frozenset(_LABEL_WEIGHT)
+# Amounts that are never the amount paid, whatever their value. (A ROUNDING line's amount
+# that equals the rounded total is the total after rounding: "Total After Adj 88.95".)
+_NOT_A_PAID_TOTAL = frozenset({Kind.SUBTOTAL, Kind.TAX, Kind.CHANGE})
 # Evidence from arithmetic that reproduces a value from other labelled amounts.
 _PAYMENT_CHECK = 1.5  # CASH - CHANGE = value
 _CASH_EQUAL = 1.0  # CASH = value, no change given
@@ -264,12 +267,52 @@ def choose_total(items: Sequence[Labelled]) -> AmountResult:
         conflict=conflict,
         mismatch=mismatch,
         rounding_ambiguous=rounding_ambiguous,
-        rounding_undecided=best in undecided,
+        rounding_undecided=best in undecided
+        or _rounded_printed_below(best, items, readings[best])
+        or _off_the_rounding_grid(best, items),
         negative_total=bool(negative),
         checks=checks[best],
         conflicting_values=sorted(conflicts),
         source=shown.span if shown is not None else None,
     )
+
+
+def _rounded_printed_below(
+    best: Decimal, items: Sequence[Labelled], readings: Sequence[Labelled]
+) -> bool:
+    """The exact total's 5-sen rounding is printed below its last total line (under a
+    label not read as a total, "lotal After Adj", or as a tender with no change) and the
+    payment does not show that the exact one was paid: the rounded one may have been,
+    so the claim goes to a person rather than to NCB with an amount off by the rounding.
+    """
+    rounded = _round5(best)
+    if rounded == best:
+        return False
+    cash = [it.value for it in items if it.kind is Kind.CASH and it.value > 0]
+    change = [it.value for it in items if it.kind is Kind.CHANGE and it.value > 0]
+    if any(c - g == best for c in cash for g in change) or (best in cash and not change):
+        return False
+    rows = [it.row.index for it in readings if it.value == best and it.kind in _TOTAL_KINDS]
+    if not rows:
+        return False
+    last = max(rows)
+    return any(
+        it.value == rounded and it.row.index > last and it.kind not in _NOT_A_PAID_TOTAL
+        for it in items
+    )
+
+
+def _off_the_rounding_grid(best: Decimal, items: Sequence[Labelled]) -> bool:
+    """The receipt prints a cash rounding that was made, yet the total is not a multiple
+    of 5 sen.
+
+    A total after rounding always is, so one of the figures was misread. A worn glyph
+    read the same wrong way everywhere ("0" as "3": TOTAL 5.03, ROUNDING 0.03, CASH
+    10.03) passes every sum, but not this. (A rounding of 0.00 is printed on card
+    receipts too, with exact totals, so it proves nothing.)
+    """
+    made = any(it.kind is Kind.ROUNDING and 0 < abs(it.value) < 1 for it in items)
+    return made and best % FIVE_SEN != 0
 
 
 def _negative_total_line(it: Labelled, items: Sequence[Labelled]) -> bool:

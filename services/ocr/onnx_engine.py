@@ -139,7 +139,7 @@ class OnnxOcrEngine:
         """
         turns = 0
         dets = self._detect([page])[0]
-        tall = sum(1 for d in dets if d.crop.shape[0] > d.crop.shape[1])
+        tall = sum(1 for d in dets if _is_tall(d.box))
         if len(dets) >= 3 and tall > len(dets) / 2:
             page = np.ascontiguousarray(np.rot90(page, k=-1))  # a clockwise quarter turn
             turns += 1
@@ -243,6 +243,14 @@ def _resize_norm(img: np.ndarray, height: int, width: int) -> np.ndarray:
     padded = np.zeros((3, height, width), dtype=np.float32)
     padded[:, :, :new_w] = chw
     return padded
+
+
+def _is_tall(box: np.ndarray) -> bool:
+    """A text box taller than wide on the page: a line printed sideways. (Measured on the
+    box, not the crop: ``_crop`` has already turned tall crops to lie flat.)"""
+    width = max(np.linalg.norm(box[0] - box[1]), np.linalg.norm(box[2] - box[3]))
+    height = max(np.linalg.norm(box[0] - box[3]), np.linalg.norm(box[1] - box[2]))
+    return bool(height > width)
 
 
 def _crop(page: np.ndarray, box: np.ndarray) -> np.ndarray:

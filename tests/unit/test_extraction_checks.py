@@ -342,3 +342,48 @@ def test_us_receipt_with_ambiguous_date_goes_to_review() -> None:
     header = [*US_HEADER[:3], "Date: 03/04/2018 10:31"]
     result = extract_claim([page(*header, *PAID)], today=TODAY)
     assert {"ambiguous_date", "currency_unconfirmed"} <= codes(result)
+
+
+def test_a_rounded_total_printed_below_under_a_misread_label_goes_to_review() -> None:
+    # Train receipt 194: the rounding line's amount is unreadable ("-J.02") and the final
+    # "Total After Adj" lost its T, so the exact total looked corroborated (subtotal) and
+    # was submitted; the customer paid the rounded one.
+    tail = [
+        amount_row("SUB-TOTAL", "47.17"),
+        amount_row("TOTAL SALES INCL GST", "47.17"),
+        amount_row("ROUNDING ADJ", "-J.02"),
+        amount_row("lotal After Adj Incl GST", "47.15"),
+        amount_row("CASH", "50.00"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert "rounding_adjusted" in codes(result)
+    assert result.route == "review"
+
+
+def test_the_payment_settles_an_exact_total_with_its_rounding_printed_below() -> None:
+    tail = [
+        amount_row("TOTAL", "47.17"),
+        amount_row("CASH", "50.00"),
+        amount_row("CHANGE", "2.83"),
+        amount_row("lotal After Adj", "47.15"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "47.17"
+    assert "rounding_adjusted" not in codes(result)
+
+
+def test_a_total_off_the_5_sen_grid_after_a_made_rounding_goes_to_review() -> None:
+    # A worn "0" read as "3" on every line (item 5.03, TOTAL 5.03, ROUNDING 0.03, CASH
+    # 10.03; dev receipt 090 at JPEG quality 30 under a trial int8 detector) passed every
+    # sum and was submitted as 5.03; the receipt's total after rounding is 5.00.
+    header = [*HEADER[:10], amount_row("8999002310564 2 * 2.50", "5.03")]
+    tail = [
+        amount_row("Total", "5.03"),
+        amount_row("Rounding Adjustment", "0.03"),
+        amount_row("Total After Rounding", "5.00"),
+        amount_row("Cash", "10.03"),
+        amount_row("CHANGE", "5.00"),
+    ]
+    result = extract_claim([receipt(*tail, header=header)], today=TODAY)
+    assert result.route == "review"
+    assert "rounding_adjusted" in codes(result)

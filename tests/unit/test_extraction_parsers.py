@@ -126,3 +126,9 @@ def test_codes_are_not_dates(text: str) -> None:
 )
 def test_label_kinds(label: str, kind: Kind) -> None:
     assert classify(label) is kind
+
+
+def test_a_month_name_date_glued_to_its_time() -> None:
+    # A half-resolution photo loses the space: "05 Mar 201818:24".
+    assert [m.value for m in find_dates("05 Mar 201818:24")] == [date(2018, 3, 5)]
+    assert [m.value for m in find_dates("05 Mar 20181")] == []
