@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
+from services.extraction.calibration import Calibration, load_calibration
+from services.extraction.confidence import ocr_factor
 from services.extraction.evidence import FieldEvidence, locate
 from services.extraction.invoice import InvoiceResult, extract_invoice_number
 from services.extraction.layout import Span, build_rows
 from services.extraction.money import format_amount
 from services.extraction.origin import CurrencyResult, Origin, decide_currency, read_origin
-from services.extraction.provider import extract_provider
+from services.extraction.provider import TextField, extract_provider
 from services.extraction.results import ClaimExtraction, Reason
 from services.extraction.service_date import DateResult, choose_date
 from services.extraction.total_and_tax import (
@@ -39,11 +41,18 @@ REQUIRE_CORROBORATION = True
 
 
 def extract_claim(
-    pages: Sequence[PageText], *, today: date, threshold: float = 0.90, currency: str = "MYR"
+    pages: Sequence[PageText],
+    *,
+    today: date,
+    threshold: float = 0.90,
+    currency: str = "MYR",
+    calibration: Calibration | None = None,
 ) -> ClaimExtraction:
     """Read claim fields from a receipt's OCR pages and decide submit or review.
 
     ``currency`` is the one claims are paid in; a receipt in another goes to review.
+    ``calibration`` turns raw confidences into probabilities before routing (default:
+    the one shipped in the package; ``Calibration.identity()`` keeps them raw).
     """
     rows = build_rows(pages)
     readable = sum(ch.isalnum() for r in rows for ch in r.text)
@@ -62,6 +71,9 @@ def extract_claim(
     date_order = _date_order_reasons(when, origin)
     if date_order and when.order_hint == "month_first" and when.alternative is not None:
         when = replace(when, value=when.alternative)  # the receipt's other dates say so
+    total, when, name, address, joint = _calibrated(
+        calibration or load_calibration(), total, when, name, address, checks
+    )
 
     fields: dict[str, str | None] = {
         "total_amount": format_amount(total.value) if total.value is not None else None,
@@ -86,7 +98,7 @@ def extract_claim(
     reasons += _invoice_reasons(invoice, threshold) + _currency_reasons(money)
     # NCB files the claim under the invoice number, so a read one counts like the total
     # and date; a missing one is a claim rule (services.recognition), not a confidence.
-    confidence = min(total.confidence, when.confidence)
+    confidence = joint
     if invoice.value is not None:
         confidence = min(confidence, invoice.confidence)
     confidence = round(confidence, 4)
@@ -102,6 +114,50 @@ def extract_claim(
     }
     evidence = _evidence(fields, sources, pages)
     return ClaimExtraction(fields, field_confidence, confidence, route, reasons, evidence)
+
+
+def _calibrated(
+    calibration: Calibration,
+    total: AmountResult,
+    when: DateResult,
+    name: TextField,
+    address: TextField,
+    checks: Corroboration | None,
+) -> tuple[AmountResult, DateResult, TextField, TextField, float]:
+    """Fields with calibrated confidences, and the chance that total and date are both right.
+
+    The joint chance is mapped from the weaker raw confidence of the two (the invoice
+    number, not calibrated, caps it afterwards). The maps were learnt on scans where a
+    weakly read value was still mostly right, so they may not lift a doubt the rules
+    have and the data cannot vouch for: a date stays under what its weakest recognised
+    character allows, a total under its raw confidence unless the receipt's own
+    arithmetic reproduces it. No value: 0.
+    """
+    corroborated = checks is not None and checks.corroborated
+    total_cap = 1.0 if corroborated else total.confidence
+    date_cap = _recognition_cap(when.source)
+    joint = 0.0
+    if total.value is not None and when.value is not None:
+        raw = min(total.confidence, when.confidence)
+        joint = min(calibration.apply("overall", raw), total_cap, date_cap)
+
+    def cal(key: str, value: object, raw: float, cap: float = 1.0) -> float:
+        return min(calibration.apply(key, raw), cap) if value is not None else 0.0
+
+    return (
+        replace(total, confidence=cal("total_amount", total.value, total.confidence, total_cap)),
+        replace(when, confidence=cal("service_date", when.value, when.confidence, date_cap)),
+        replace(name, confidence=cal("provider_name", name.value, name.confidence)),
+        replace(address, confidence=cal("provider_address", address.value, address.confidence)),
+        joint,
+    )
+
+
+def _recognition_cap(source: Span | None) -> float:
+    """The most a value can be trusted given its weakest recognised character."""
+    if source is None:
+        return 0.0
+    return round(ocr_factor(source.row.span_confidence(source.start, source.end)), 4)
 
 
 def _evidence(

@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""Fit ``services/extraction/calibration.json``: raw field confidence -> chance it is right.
+
+Reads the 400 shared SROIE receipts (sroie-dev 000-149 and sroie-train 150-399) from the
+OCR caches that ``scripts/eval_sroie.py`` writes, runs ``extract_claim`` with raw
+(uncalibrated) confidences, scores each field with the shared scorer's comparison rules,
+and fits one isotonic regression per field (total, date, company, address) and for the
+claim as a whole ("overall": total AND date right, from the weaker raw confidence of the
+two). Deterministic: same caches and code, same file.
+
+    python scripts/calibrate_confidence.py             # writes the package's calibration.json
+    python scripts/calibrate_confidence.py --out /tmp/c.json
+
+The cross-validation helpers here (merchant groups, folds, out-of-fold calibration,
+threshold choice) are what ``scripts/eval_sroie.py`` reports with: a fold never holds a
+receipt of a merchant that the receipts it is judged by were fitted on.
+Re-run this whenever extraction's raw confidences change, then ``make eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from services.extraction import ClaimExtraction, extract_claim  # noqa: E402
+from services.extraction.calibration import CALIBRATED, Calibration, IsotonicMap  # noqa: E402
+from services.ocr.result import PageText, page_from_json  # noqa: E402
+
+#: The shared receipts and where ``eval_sroie.py`` caches their OCR output.
+DATASETS = (
+    (SHARED / "datasets/sroie-dev", ROOT / "data/eval/ocr-sroie-dev"),
+    (SHARED / "datasets/sroie-train", ROOT / "data/eval/ocr-sroie-train"),
+)
+PACKAGE_FILE = ROOT / "services/extraction/calibration.json"
+# A fixed "today": the receipts are from 2015-2019, and a date check must not drift.
+TODAY = date(2025, 1, 1)
+FOLDS = 5
+# Company names this alike (letters and digits only) are one merchant: key typos
+# ("RSTORAN WAN SHENG") and spacing ("MR D.I.Y." / "MR. DIY") must not split a merchant
+# across folds. Merging two real merchants only makes the estimate stricter.
+SAME_MERCHANT = 0.85
+_SUFFIX = re.compile(r"\b(SDN\s*BHD|S\s*/\s*B|BHD|BERHAD|SDN|PLC|LTD|CO)\b")
+# Scored fields: calibration map name -> scorer field name.
+SCORED = {
+    "total_amount": "total",
+    "service_date": "date",
+    "provider_name": "company",
+    "provider_address": "address",
+}
+
+
+def load_scorer(path: Path) -> Any:
+    """The shared ``sroie_score`` module (its comparison rules define "right")."""
+    sys.path.insert(0, str(path.parent))
+    import sroie_score
+
+    return sroie_score
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One shared receipt: where it is, its key, its cached OCR pages."""
+
+    receipt_id: str  # the file stem, "000".."399"
+    image: Path
+    key: dict[str, str]
+    pages: list[PageText]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One receipt's extraction with raw confidences, and which fields the scorer accepts."""
+
+    receipt: Receipt
+    extraction: ClaimExtraction  # raw confidences, routed at threshold 0
+    raw: dict[str, float]  # CALIBRATED name -> raw confidence
+    has_value: dict[str, bool]  # CALIBRATED name -> the field (both fields) was read
+    right: dict[str, bool]  # CALIBRATED name -> scorer says right ("overall": total and date)
+    caps: dict[str, float]  # CALIBRATED name -> most extract_claim lets it show (recognition)
+    invoice: float | None  # raw invoice-number confidence where one was read (not calibrated)
+
+    @property
+    def blocked(self) -> bool:
+        """A reason other than low confidence sends it to review at any threshold; so does
+        a missing invoice number, as the OCR step's claim rules do (the email's policy
+        number is taken as given: ``services.recognition.apply_claim_rules``)."""
+        return bool(self.extraction.reasons) or self.extraction.fields["invoice_number"] is None
+
+
+def merchant_name(company: str) -> str:
+    """A key's company as a merchant: case, punctuation, branch and legal form dropped."""
+    text = re.sub(r"\([^)]*\)", " ", company.upper())  # "(M)", "(KUCHAI)", "(TAMAN DAYA)"
+    text = _SUFFIX.sub(" ", text.replace(".", ""))
+    return re.sub(r"[^A-Z0-9&]", "", text)
+
+
+def merchant_groups(companies: Sequence[str]) -> list[int]:
+    """A group number per company: equal or near-equal merchant names share one."""
+    names = sorted({merchant_name(c) for c in companies})
+    parent = list(range(len(names)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            b = names[j]
+            if difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= SAME_MERCHANT:
+                parent[max(root(i), root(j))] = min(root(i), root(j))
+    index = {name: root(i) for i, name in enumerate(names)}
+    return [index[merchant_name(c)] for c in companies]
+
+
+def merchant_folds(groups: Sequence[int], folds: int = FOLDS) -> list[int]:
+    """GroupKFold-style: largest merchants first, each to the emptiest fold (ties: lowest)."""
+    sizes: dict[int, int] = {}
+    for g in groups:
+        sizes[g] = sizes.get(g, 0) + 1
+    load = [0] * folds
+    fold_of: dict[int, int] = {}
+    for g in sorted(sizes, key=lambda g: (-sizes[g], g)):
+        f = min(range(folds), key=lambda i: (load[i], i))
+        fold_of[g] = f
+        load[f] += sizes[g]
+    return [fold_of[g] for g in groups]
+
+
+def load_receipts(datasets: Iterable[tuple[Path, Path]] = DATASETS) -> list[Receipt]:
+    """Every receipt with a key, its pages from the OCR cache (missing cache: an error)."""
+    out = []
+    for dataset, cache in datasets:
+        for image in sorted((dataset / "img").glob("*.jpg")):
+            cached = cache / f"{image.stem}.json"
+            if not cached.exists():
+                raise SystemExit(f"no OCR cache for {image}: run `make eval` first")
+            key_path = dataset / "key" / f"{image.stem}.json"
+            key = json.loads(key_path.read_text(encoding="utf-8", errors="replace"))
+            pages = [page_from_json(p) for p in json.loads(cached.read_text("utf-8"))]
+            out.append(Receipt(image.stem, image, key, pages))
+    return out
+
+
+def outcome(receipt: Receipt, scorer: Any, today: date = TODAY) -> Outcome:
+    """Extract with raw confidences and no threshold, and score each field.
+
+    The recognition caps are read by a second extraction that calibrates every field to
+    1.0: what is left below 1.0 is the cap ``extract_claim`` puts on that field.
+    """
+    ex = extract_claim(
+        receipt.pages, today=today, threshold=0.0, calibration=Calibration.identity()
+    )
+    capped = extract_claim(
+        receipt.pages, today=today, threshold=0.0, calibration=Calibration.constant(1.0)
+    ).field_confidence
+    caps = {name: capped[name] for name in SCORED}
+    caps["overall"] = min(caps["total_amount"], caps["service_date"])
+    f, key, conf = ex.fields, receipt.key, ex.field_confidence
+    total = scorer.norm_total(f["total_amount"])
+    when = scorer.parse_iso(f["service_date"])
+    ok = {
+        "total_amount": total is not None and total == scorer.norm_total(key.get("total")),
+        "service_date": when is not None and when == scorer.parse_key_date(key.get("date", "")),
+        "provider_name": bool(scorer.norm_text(f["provider_name"]))
+        and scorer.norm_text(f["provider_name"]) == scorer.norm_text(key.get("company")),
+        "provider_address": bool(scorer.norm_text(f["provider_address"]))
+        and scorer.norm_text(f["provider_address"]) == scorer.norm_text(key.get("address")),
+    }
+    ok["overall"] = ok["total_amount"] and ok["service_date"]
+    has = {name: f[name] is not None for name in SCORED}
+    has["overall"] = has["total_amount"] and has["service_date"]
+    raw = {name: conf[name] for name in SCORED}
+    raw["overall"] = min(raw["total_amount"], raw["service_date"])
+    invoice = conf["invoice_number"] if f["invoice_number"] is not None else None
+    return Outcome(receipt, ex, raw, has, ok, caps, invoice)
+
+
+def fit_map(points: Sequence[tuple[float, bool]]) -> IsotonicMap:
+    """Isotonic regression of right (0/1) on raw confidence, as the map's corner points."""
+    from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
+
+    xs = [x for x, _ in points]
+    ys = [float(ok) for _, ok in points]
+    model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    model.fit(xs, ys)
+    corners: list[tuple[float, float]] = []
+    for x, y in zip(model.X_thresholds_, model.y_thresholds_, strict=True):
+        point = (round(float(x), 4), round(float(y), 4))
+        if not corners or point != corners[-1]:
+            corners.append(point)
+    return IsotonicMap(tuple(x for x, _ in corners), tuple(y for _, y in corners))
+
+
+def fit_calibration(outcomes: Sequence[Outcome]) -> Calibration:
+    """One map per CALIBRATED name, fitted on the receipts where that field was read."""
+    maps = {}
+    for name in CALIBRATED:
+        points = [(o.raw[name], o.right[name]) for o in outcomes if o.has_value[name]]
+        maps[name] = fit_map(points)
+    return Calibration(maps)
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """A receipt's confidences under some calibration, and what routing makes of them."""
+
+    outcome: Outcome
+    confidence: dict[str, float]  # CALIBRATED name -> calibrated (0 where not read)
+    fold: int
+
+    @property
+    def gate(self) -> float:
+        """The highest threshold it is submitted at (if not blocked): every check passes."""
+        c = self.confidence
+        gate = min(c["total_amount"], c["service_date"], c["overall"])
+        if self.outcome.invoice is not None:
+            gate = min(gate, self.outcome.invoice)
+        return gate
+
+    @property
+    def claim_confidence(self) -> float:
+        """What ``extract_claim`` reports as the claim's confidence."""
+        inv = self.outcome.invoice
+        return (
+            min(self.confidence["overall"], inv) if inv is not None else self.confidence["overall"]
+        )
+
+    def submitted(self, threshold: float) -> bool:
+        return not self.outcome.blocked and self.gate >= threshold
+
+
+def calibrate(outcome: Outcome, calibration: Calibration, fold: int) -> Calibrated:
+    conf = {
+        name: min(calibration.apply(name, outcome.raw[name]), outcome.caps[name])
+        if outcome.has_value[name]
+        else 0.0
+        for name in CALIBRATED
+    }
+    return Calibrated(outcome, conf, fold)
+
+
+def out_of_fold(
+    outcomes: Sequence[Outcome],
+    folds: Sequence[int],
+    fit: Callable[[Sequence[Outcome]], Calibration] = fit_calibration,
+) -> list[Calibrated]:
+    """Each receipt calibrated by a map fitted on the other folds only."""
+    out: list[Calibrated | None] = [None] * len(outcomes)
+    for f in sorted(set(folds)):
+        train = [o for o, k in zip(outcomes, folds, strict=True) if k != f]
+        calibration = fit(train)
+        for i, (o, k) in enumerate(zip(outcomes, folds, strict=True)):
+            if k == f:
+                out[i] = calibrate(o, calibration, f)
+    return [c for c in out if c is not None]
+
+
+@dataclass(frozen=True)
+class SubmitPoint:
+    """Auto-submission at one threshold."""
+
+    threshold: float
+    submitted: int
+    right: int
+    receipts: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.right / self.submitted if self.submitted else None
+
+    @property
+    def rate(self) -> float:
+        return self.submitted / self.receipts if self.receipts else 0.0
+
+
+def strictly_right(outcome: Outcome) -> bool:
+    """The scorer's judgement of a submitted claim: total and date equal the key's."""
+    return outcome.right["overall"]
+
+
+Judge = Callable[[Outcome], bool]
+
+
+def submit_at(
+    calibrated: Sequence[Calibrated], threshold: float, judge: Judge = strictly_right
+) -> SubmitPoint:
+    sent = [c for c in calibrated if c.submitted(threshold)]
+    right = sum(judge(c.outcome) for c in sent)
+    return SubmitPoint(threshold, len(sent), right, len(calibrated))
+
+
+def submit_curve(
+    calibrated: Sequence[Calibrated], judge: Judge = strictly_right
+) -> list[SubmitPoint]:
+    """Submission at every threshold that changes it (each distinct gate value)."""
+    gates = sorted({c.gate for c in calibrated if not c.outcome.blocked and c.gate > 0})
+    return [submit_at(calibrated, t, judge) for t in gates]
+
+
+def choose_threshold(
+    calibrated: Sequence[Calibrated], precision: float, judge: Judge = strictly_right
+) -> SubmitPoint | None:
+    """The lowest threshold whose submissions, and those of every higher one, reach
+    ``precision`` (one lucky step above a wrong submission does not count)."""
+    chosen = None
+    for point in reversed(submit_curve(calibrated, judge)):
+        if point.precision is None or point.precision < precision:
+            break
+        chosen = point
+    return chosen
+
+
+def calibration_json(calibration: Calibration, receipts: int, folds: int) -> dict[str, Any]:
+    return {
+        "about": (
+            "Raw extraction confidence -> probability the field is right (overall: total "
+            "and date both right), isotonic regression on the shared SROIE receipts; "
+            "written by scripts/calibrate_confidence.py, read by "
+            "services/extraction/calibration.py. Points are (x, y) corners, linearly "
+            "interpolated and clipped at the ends."
+        ),
+        "fitted_on": {"receipts": receipts, "merchant_folds_for_evaluation": folds},
+        "maps": {
+            name: {"x": list(m.xs), "y": list(m.ys)} for name, m in sorted(calibration.maps.items())
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scorer", type=Path, default=SHARED / "tools/sroie_score.py")
+    parser.add_argument("--out", type=Path, default=PACKAGE_FILE)
+    args = parser.parse_args(argv)
+    scorer = load_scorer(args.scorer)
+    receipts = load_receipts()
+    outcomes = [outcome(r, scorer) for r in receipts]
+    calibration = fit_calibration(outcomes)
+    text = json.dumps(calibration_json(calibration, len(outcomes), FOLDS), indent=1)
+    args.out.write_text(text + "\n", encoding="utf-8")
+    for name in CALIBRATED:
+        m = calibration.maps[name]
+        n = sum(o.has_value[name] for o in outcomes)
+        print(
+            f"{name:17} fitted on {n:3} receipts, {len(m.xs):2} corners, "
+            f"range {m.ys[0]:.3f}..{m.ys[-1]:.3f}"
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
