@@ -1,12 +1,13 @@
 """Attachment bytes -> pages -> batched OCR calls -> claim fields, per document.
 
 Shared by ``claims-ocr extract`` and the OCR worker, so both read documents the same
-way. Pages of all documents go to the engine together (one GPU batch) up to a pixel
-budget per call (``PageLimits.call_max_pixels``); past it the batch is read in several
-calls, in order, and only one call's pages are decoded at a time, so memory follows the
-budget rather than the batch. The engine reads each page on its own, so a document's
-fields are the same however its pages were grouped. A document that cannot be decoded
-gets its own clear reason without failing the others.
+way. Pages of all documents are grouped into engine calls, in order, up to a pixel
+budget per call (``PageLimits.call_max_pixels``), and only one call's pages are decoded
+at a time, so memory follows the budget rather than the batch. The budget depends on the
+device (:func:`call_max_pixels`): a GPU gets true batches up to the memory budget, a CPU
+the grouping that measured fastest. The engine reads each page on its own, so a
+document's fields are the same however its pages were grouped. A document that cannot be
+decoded gets its own clear reason without failing the others.
 """
 
 from __future__ import annotations
@@ -48,6 +49,29 @@ def unreadable(key: str, code: str, message: str) -> DocumentResult:
     return DocumentResult(key, extraction, 0, 0.0, error_code=code)
 
 
+# Pixels one engine call holds on a CPU. Detection runs page by page there, but
+# recognition batches crops of like shape, which several pages together fill better. On
+# 2 shared cores, plans alternating on the same pages (SROIE receipts with A4 scans), page
+# by page was the slowest every time; per page, against its CPU time, a 4 Mpx budget took
+# 0.96x, 16 Mpx 0.92x, one call of 8 pages (16-24 Mpx) 0.90x and of 16 pages (45 Mpx)
+# 0.88x; in scripts/benchmark_ocr.py (32 pages) worker batches took 0.85x at 16 Mpx and
+# 0.80x as one call each. But one call of 60 pages ran 1.7x slower at 4.6 GB (issue 12).
+# 32 Mpx holds a worker batch of receipts with a few A4 scans, well short of that.
+CPU_CALL_MAX_PIXELS = 32_000_000
+
+
+def call_max_pixels(device: str, memory_budget: int) -> int:
+    """The pixels one engine call may hold on ``device`` (``OCR_DEVICE``).
+
+    A GPU reads a call's pages as true batches, so it gets the whole memory budget
+    (``OCR_CALL_MAX_PIXELS``); a CPU gains from a few pages a call but loses on many, so
+    it gets :data:`CPU_CALL_MAX_PIXELS`. The memory budget caps every call on every device.
+    """
+    if device == "cpu":
+        return min(memory_budget, CPU_CALL_MAX_PIXELS)
+    return memory_budget
+
+
 def plan_calls(page_pixels: Sequence[Sequence[int]], budget: int) -> list[list[tuple[int, int]]]:
     """Group ``(document, page)`` indexes, in order, into engine calls of at most ``budget``
     pixels; a page over the budget on its own is read alone rather than refused."""
@@ -73,6 +97,7 @@ def read_documents(
     limits: PageLimits,
     threshold: float,
     today: date | None = None,
+    currency: str = "MYR",
 ) -> list[DocumentResult]:
     """Read ``(key, bytes)`` documents in as few engine calls as the call budget allows."""
     today = today or date.today()
@@ -102,7 +127,7 @@ def read_documents(
             log.info("document %s not decodable: %s", key, error.code)
             results[key] = unreadable(key, error.code, error.message)
             continue
-        extraction = extract_claim(texts[doc], today=today, threshold=threshold)
+        extraction = extract_claim(texts[doc], today=today, threshold=threshold, currency=currency)
         results[key] = DocumentResult(key, extraction, len(source), seconds[doc])
     return [results[key] for key, _ in documents]
 

@@ -62,7 +62,10 @@ def build_ocr_engine(settings: Settings) -> OcrEngine:
 
 
 def page_limits(settings: Settings) -> PageLimits:
-    """What one attachment and one engine call may cost (pages, pixels, memory)."""
+    """What one attachment and one engine call may cost (pages, pixels, memory); a
+    call's pixels as the device reads fastest, never over ``OCR_CALL_MAX_PIXELS``."""
+    from services.claim_reader import call_max_pixels
+
     return PageLimits(
         max_bytes=settings.max_attachment_bytes,
         max_pages=settings.max_pages,
@@ -70,7 +73,7 @@ def page_limits(settings: Settings) -> PageLimits:
         pdf_dpi=settings.pdf_dpi,
         max_side=settings.max_page_side,
         max_document_pixels=settings.max_document_pixels,
-        call_max_pixels=settings.ocr_call_max_pixels,
+        call_max_pixels=call_max_pixels(settings.ocr_device, settings.ocr_call_max_pixels),
     )
 
 
