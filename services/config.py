@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     ocr_high_confidence_threshold: float = Field(
         default=0.90, ge=0, le=1, alias="OCR_HIGH_CONFIDENCE_THRESHOLD"
     )
+    # Claims are paid in this currency (ISO 4217); a receipt in another goes to review.
+    claim_currency: str = Field(default="MYR", pattern=r"^[A-Z]{3}$", alias="CLAIM_CURRENCY")
 
     # Limits on what one attachment may cost
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, alias="MAX_ATTACHMENT_BYTES")

@@ -83,6 +83,7 @@ def recognise_jobs(
     threshold: float,
     max_attempts: int,
     member_id_as_policy: bool = False,
+    currency: str = "MYR",
 ) -> RecognitionReport:
     report = RecognitionReport()
     documents: list[tuple[str, bytes]] = []
@@ -112,7 +113,9 @@ def recognise_jobs(
             report.failed.append(job_id)
 
     started = time.perf_counter()
-    results = read_documents(engine, documents, limits=limits, threshold=threshold)
+    results = read_documents(
+        engine, documents, limits=limits, threshold=threshold, currency=currency
+    )
     if documents:
         pages = sum(r.page_count for r in results)
         metrics.record_ocr_batch(engine.name, pages, time.perf_counter() - started)

@@ -398,7 +398,11 @@ def _extract(args: argparse.Namespace, parser: argparse.ArgumentParser, settings
                         str(path), "unreadable_file", f"The file cannot be opened ({exc.strerror})."
                     )
             for result in read_documents(
-                engine, documents, limits=limits, threshold=settings.ocr_high_confidence_threshold
+                engine,
+                documents,
+                limits=limits,
+                threshold=settings.ocr_high_confidence_threshold,
+                currency=settings.claim_currency,
             ):
                 results[result.key] = result
             for path in chunk:

@@ -74,6 +74,7 @@ def ocr(job_ids: list[str]) -> None:
             threshold=s.ocr_high_confidence_threshold,
             max_attempts=s.max_ocr_attempts,
             member_id_as_policy=s.ncb_member_id_as_policy,
+            currency=s.claim_currency,
         )
     except Exception as exc:
         if len(job_ids) > 1:

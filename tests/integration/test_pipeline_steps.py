@@ -78,6 +78,21 @@ def test_every_step_twice_gives_one_claim_one_row_one_archive(
     )
 
 
+def test_a_claim_not_in_the_configured_currency_goes_to_review(
+    ledger: Ledger, ocr_engine: OnnxOcrEngine, tmp_path: Path
+) -> None:
+    """CLAIM_CURRENCY reaches extraction: the same Malaysian receipt that submits in MYR
+    goes to a person when claims are paid in euros."""
+    source, blobs = _one_sample_email(tmp_path)
+    (job_id,) = ingest(source, ledger, blobs).new_jobs
+
+    report = recognise([job_id], ledger=ledger, blobs=blobs, engine=ocr_engine, currency="EUR")
+
+    assert report.needs_review == [job_id]
+    codes = [r["code"] for r in ledger.get_job(job_id).reasons or ()]
+    assert "foreign_currency" in codes
+
+
 def test_a_job_that_keeps_killing_its_worker_fails_with_a_reason(
     ledger: Ledger, ocr_engine: OnnxOcrEngine, tmp_path: Path
 ) -> None:

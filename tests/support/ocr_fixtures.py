@@ -39,6 +39,7 @@ def recognise(
     blobs: BlobStore,
     engine: OcrEngine,
     threshold: float = 0.9,
+    currency: str = "MYR",
 ) -> RecognitionReport:
     """The OCR step as its task runs it, with the default page limits and 3 attempts."""
     from services.ocr.pages import PageLimits
@@ -52,4 +53,5 @@ def recognise(
         limits=PageLimits(),
         threshold=threshold,
         max_attempts=3,
+        currency=currency,
     )
