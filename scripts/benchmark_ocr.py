@@ -44,7 +44,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from email.utils import format_datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eval_sroie import _Recording  # noqa: E402
-from load_test import RssSampler, _jobs, percentile, write_claims  # noqa: E402
+from load_test import RssSampler, _jobs, claim_message, percentile, write_claims  # noqa: E402
 
 if TYPE_CHECKING:
     from services.extraction import ClaimExtraction
@@ -375,21 +374,11 @@ def score_fields(records: list[dict[str, Any]], keys: dict[str, Path]) -> dict[s
 
 def page_email(index: int, name: str, data: bytes, run_tag: str) -> bytes:
     """A claim email carrying one benchmark page, built as the load test builds its own."""
-    from services.demo.sample_inbox import _POLICY, INBOX_ADDRESS, _build_message, _Part
+    from services.demo.sample_inbox import _Part
 
     declared = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    policy_number = f"POL-{20000 + index}"
-    msg = _build_message(
-        sender=f"Member {index} <member{index}@example.com>",
-        to=INBOX_ADDRESS,
-        subject=f"Medical claim - Policy No: {policy_number}",
-        body=f"Hi,\n\nPlease find my receipt attached.\n\nPolicy No: {policy_number}\n",
-        html=None,
-        parts=[_Part(name, declared, data, declared.split("/")[-1])],
-        date=format_datetime(datetime.now(UTC)),
-        message_id=f"<bench-{run_tag}-{index:06d}@claims-ocr.example>",
-    )
-    return msg.as_bytes(policy=_POLICY)
+    part = _Part(name, declared, data, declared.split("/")[-1])
+    return claim_message(index, run_tag, part, prefix="bench")
 
 
 # Settings the demo run must take from its data directory, not from this shell.

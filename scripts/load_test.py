@@ -79,6 +79,12 @@ def claim_email(index: int, run_tag: str) -> bytes:
     seed = BASE_SEED + index
     spec = random_spec(random.Random(seed))
     jpeg = to_jpeg(render_receipt(spec, seed=seed))
+    part = _Part(f"receipt-{index}.jpg", "image/jpeg", jpeg, "jpeg", receipts=[spec])
+    return claim_message(index, run_tag, part)
+
+
+def claim_message(index: int, run_tag: str, part: _Part, prefix: str = "load") -> bytes:
+    """A member's claim email carrying ``part``, numbered ``index`` (Message-ID, policy)."""
     policy_number = f"POL-{10000 + index}"
     msg = _build_message(
         sender=f"Member {index} <member{index}@example.com>",
@@ -86,9 +92,9 @@ def claim_email(index: int, run_tag: str) -> bytes:
         subject=f"Medical claim - Policy No: {policy_number} / Member ID: MB-{500000 + index}",
         body=f"Hi,\n\nPlease find my receipt attached.\n\nPolicy No: {policy_number}\n",
         html=None,
-        parts=[_Part(f"receipt-{index}.jpg", "image/jpeg", jpeg, "jpeg", receipts=[spec])],
+        parts=[part],
         date=format_datetime(datetime.now(UTC)),
-        message_id=f"<load-{run_tag}-{index:06d}@claims-ocr.example>",
+        message_id=f"<{prefix}-{run_tag}-{index:06d}@claims-ocr.example>",
     )
     return msg.as_bytes(policy=_POLICY)
 

@@ -32,7 +32,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -165,24 +164,12 @@ def exact_lines(read: Sequence[str], truth: Sequence[str]) -> int:
     return sum((got & want).values())
 
 
-def score_fields(records: list[dict[str, Any]], keys: Path, scorer: Path) -> dict[str, float]:
-    """The shared SROIE scorer over just the receipts read."""
-    with tempfile.TemporaryDirectory() as tmp:
-        subset = Path(tmp) / "keys"
-        subset.mkdir()
-        for record in records:
-            stem = Path(record["file"]).stem
-            (subset / f"{stem}.json").write_bytes((keys / f"{stem}.json").read_bytes())
-        predictions = Path(tmp) / "predictions.jsonl"
-        predictions.write_text("".join(json.dumps(r) + "\n" for r in records))
-        out = subprocess.run(
-            [sys.executable, str(scorer), str(predictions), str(subset), "--json"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    scores: dict[str, float] = json.loads(out)
-    return scores
+def score_fields(records: list[dict[str, Any]], keys: Path) -> dict[str, float]:
+    """The shared SROIE scorer over just the receipts read (as the benchmark scores)."""
+    from benchmark_ocr import score_fields as benchmark_scores  # scripts/ is on sys.path
+
+    found = {r["file"]: keys / f"{Path(r['file']).stem}.json" for r in records}
+    return benchmark_scores(records, found) or {}
 
 
 # -- A/B --------------------------------------------------------------------------------
@@ -232,7 +219,7 @@ def run_ab(args: argparse.Namespace) -> int:
     rows = []
     for name, _, _ in engines:
         tally = tallies[name]
-        scores = score_fields(tally.records, dataset / "key", args.scorer)
+        scores = score_fields(tally.records, dataset / "key")
         rows.append(
             {
                 "engine": name,
@@ -352,7 +339,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["profile", "ab"])
     parser.add_argument("--dataset", type=Path, default=SHARED / "datasets/sroie-train")
-    parser.add_argument("--scorer", type=Path, default=SHARED / "tools/sroie_score.py")
     parser.add_argument("--pages", type=int, default=20)
     parser.add_argument("--big", type=int, default=None, help="full-page scans (default 1/4)")
     parser.add_argument("--threads", type=int, default=2)
