@@ -36,6 +36,7 @@ from services.ledger import WORKING_STATES, JobState, Ledger
 from services.logs import get_logger
 from services.mail import MaildirSource
 from services.preflight import production_warnings, redact_url, startup_problems
+from services.private_files import private_dirs
 from services.sentry import init_sentry
 from workers.app import QUEUES, transport_options
 from workers.multiproc import MULTIPROC_ENV, fresh_dir
@@ -71,6 +72,7 @@ def demo_broker(settings: Settings) -> str:
         broker=str(path),
     )
     url = f"sqla+sqlite:///{path}"
+    private_dirs(path.parent)  # a first run: the data folder is not there yet
     declare_queues(url)
     return url
 

@@ -187,11 +187,12 @@ def test_the_embedded_broker_is_made_before_any_worker_uses_it(tmp_path: Path) -
     """Four processes creating kombu's queue rows at once on a new file raced (a UNIQUE
     constraint error killed one consumer); the demo's parent now makes them first."""
     for attempt in range(5):
-        data_dir = tmp_path / str(attempt)  # kombu makes the tables once per file and process
+        # A new folder each time: kombu makes the tables once per file and process, and a
+        # first run finds no data folder yet.
+        data_dir = tmp_path / str(attempt)
         settings = Settings(
             CLAIMS_OCR_ENV="demo", CLAIMS_OCR_DATA_DIR=data_dir, REDIS_URL=DEAD_REDIS
         )
-        data_dir.mkdir()
         url = demo_broker(settings)
         with sqlite3.connect(data_dir / "broker.sqlite") as db:
             queues = {name for (name,) in db.execute("SELECT name FROM kombu_queue")}
