@@ -39,7 +39,10 @@ class Settings(BaseSettings):
 
     # OCR engine
     ocr_engine: Literal["onnx", "paddle"] = Field(default="onnx", alias="OCR_ENGINE")
-    ocr_device: Literal["cpu", "cuda", "tensorrt"] = Field(default="cpu", alias="OCR_DEVICE")
+    # cpu, cuda or tensorrt; cuda:N / tensorrt:N pick the GPU on a machine with several.
+    ocr_device: str = Field(
+        default="cpu", pattern=r"^(cpu|(cuda|tensorrt)(:\d+)?)$", alias="OCR_DEVICE"
+    )
     ocr_threads: int = Field(default=0, ge=0, alias="OCR_THREADS")
     ocr_det_max_side: int = Field(default=1280, ge=320, alias="OCR_DET_MAX_SIDE")
     ocr_batch_size: int = Field(default=8, ge=1, alias="OCR_BATCH_SIZE")

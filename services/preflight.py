@@ -34,10 +34,11 @@ def feature_problems(settings: Settings) -> list[str]:
             "OCR_ENGINE=paddle, but PaddleOCR is not installed: "
             "pip install 'claims-ocr[paddle]', or use OCR_ENGINE=onnx."
         )
-    if settings.ocr_engine == "onnx" and settings.ocr_device in _GPU_PROVIDERS:
+    kind = settings.ocr_device.partition(":")[0]
+    if settings.ocr_engine == "onnx" and kind in _GPU_PROVIDERS:
         import onnxruntime
 
-        provider = _GPU_PROVIDERS[settings.ocr_device]
+        provider = _GPU_PROVIDERS[kind]
         if provider not in onnxruntime.get_available_providers():
             problems.append(
                 f"OCR_DEVICE={settings.ocr_device}, but ONNX Runtime here has no {provider}: "

@@ -48,6 +48,7 @@ def build_ocr_engine(settings: Settings) -> OcrEngine:
             device=settings.ocr_device,
             threads=settings.ocr_threads,
             det_max_side=settings.ocr_det_max_side,
+            cache_dir=settings.data_dir / "tensorrt-cache",
         )
     if settings.ocr_engine == "paddle":
         from services.ocr.paddle_engine import PaddleOcrEngine

@@ -14,6 +14,19 @@ class OcrError(RuntimeError):
     """The engine could not be set up or run (bad device, missing model files)."""
 
 
+def parse_device(device: str) -> tuple[str, int]:
+    """``OCR_DEVICE`` as (kind, GPU index): ``cpu``, ``cuda``, ``cuda:1``, ``tensorrt:0``."""
+    kind, _, index = device.strip().lower().partition(":")
+    if kind not in ("cpu", "cuda", "tensorrt") or (index and not index.isdigit()):
+        raise OcrError(
+            f"Unknown OCR device {device!r}; use cpu, cuda or tensorrt, with a GPU number "
+            "for the last two if the machine has several (cuda:1)."
+        )
+    if kind == "cpu" and index:
+        raise OcrError(f"OCR device {device!r}: the CPU takes no number.")
+    return kind, int(index or 0)
+
+
 class OcrEngine(Protocol):
     """Reads a batch of page images in one call.
 

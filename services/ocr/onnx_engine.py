@@ -15,13 +15,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 from rapidocr.ch_ppocr_det.utils import DBPostProcess
 
-from services.ocr.engine import OcrError
+from services.ocr.engine import OcrError, parse_device
 from services.ocr.result import PageText, TextLine, quad, reading_order
 
 log = logging.getLogger(__name__)
@@ -49,22 +50,38 @@ def bundled_model_dir() -> Path:
     return Path(str(importlib.resources.files("rapidocr") / "models"))
 
 
-def _providers(device: str) -> list[str]:
+# ONNX Runtime's provider for each GPU device kind, most wanted first.
+_GPU_PROVIDERS = {
+    "cuda": ["CUDAExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider"],
+}
+
+
+def _providers(device: str, cache_dir: Path | None = None) -> list[Any]:
+    """The execution providers for ``device``, with their options, CPU last.
+
+    TensorRT builds an engine per input shape on first use (minutes); with ``cache_dir``
+    it keeps them on disk, so a restarted worker does not build them again.
+    """
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        return ["CPUExecutionProvider"]
     available = ort.get_available_providers()
-    wanted = {
-        "cpu": ["CPUExecutionProvider"],
-        "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-        "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
-    }.get(device)
-    if wanted is None:
-        raise OcrError(f"Unknown OCR device {device!r}; use cpu, cuda or tensorrt.")
+    wanted = _GPU_PROVIDERS[kind]
     if wanted[0] not in available:
         raise OcrError(
             f"OCR_DEVICE={device} needs ONNX Runtime's {wanted[0]}, which is not available "
             f"here (available: {', '.join(available)}). Install the 'gpu' extra "
             "(onnxruntime-gpu) on a machine with an NVIDIA GPU, or set OCR_DEVICE=cpu."
         )
-    return wanted
+    options: dict[str, dict[str, Any]] = {"CUDAExecutionProvider": {"device_id": index}}
+    if kind == "tensorrt":
+        trt: dict[str, Any] = {"device_id": index, "trt_fp16_enable": True}
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir))
+        options["TensorrtExecutionProvider"] = trt
+    return [(name, options[name]) for name in wanted] + ["CPUExecutionProvider"]
 
 
 class OnnxOcrEngine:
@@ -80,9 +97,11 @@ class OnnxOcrEngine:
         det_max_side: int = 1280,
         batch_size: int | None = None,
         model_dir: Path | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
+        """``cache_dir``: where TensorRT keeps the engines it builds (``tensorrt`` only)."""
         model_dir = model_dir or bundled_model_dir()
-        providers = _providers(device)
+        providers = _providers(device, cache_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
@@ -92,6 +111,16 @@ class OnnxOcrEngine:
             self._cls = ort.InferenceSession(str(model_dir / CLS_MODEL), options, providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise OcrError(f"Could not load the PP-OCR models from {model_dir}: {exc}") from exc
+        if providers[0] != "CPUExecutionProvider":
+            # ONNX Runtime falls back to the CPU, with a warning only, when the GPU it was
+            # given is absent or unusable; a GPU worker must not quietly run on the CPU.
+            wanted, _ = providers[0]
+            if self._det.get_providers()[0] != wanted:
+                raise OcrError(
+                    f"OCR_DEVICE={device}: ONNX Runtime could not use that GPU ({wanted} "
+                    f"fell back to {self._det.get_providers()[0]}); check the driver and "
+                    "the GPU number, or set OCR_DEVICE=cpu."
+                )
         charset = self._rec.get_modelmeta().custom_metadata_map.get("character")
         if not charset:
             raise OcrError(f"{REC_MODEL} carries no character dictionary.")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from services.demo.receipts import random_spec, render_receipt
-from services.ocr.engine import OcrError
-from services.ocr.onnx_engine import OnnxOcrEngine
+from services.ocr.engine import OcrError, parse_device
+from services.ocr.onnx_engine import OnnxOcrEngine, _providers
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +63,41 @@ def test_sideways_and_upside_down_pages_are_turned_upright(ocr_engine, receipt, 
 def test_gpu_request_without_a_gpu_is_a_clear_error() -> None:
     with pytest.raises(OcrError, match="OCR_DEVICE=cuda"):
         OnnxOcrEngine(device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("device", "parsed"),
+    [
+        ("cpu", ("cpu", 0)),
+        ("cuda", ("cuda", 0)),
+        ("cuda:1", ("cuda", 1)),
+        ("TensorRT:2", ("tensorrt", 2)),
+    ],
+)
+def test_ocr_devices_name_a_kind_and_a_gpu(device: str, parsed: tuple[str, int]) -> None:
+    assert parse_device(device) == parsed
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cpu:0", "rocm"])
+def test_an_unknown_ocr_device_is_refused(device: str) -> None:
+    with pytest.raises(OcrError):
+        parse_device(device)
+
+
+def test_each_gpu_provider_gets_the_gpu_number_and_tensorrt_a_disk_cache(tmp_path) -> None:
+    """What the engine hands ONNX Runtime: on a machine without the GPU build (here) the
+    request is refused before any session; with it, the options name the GPU."""
+    assert _providers("cpu") == ["CPUExecutionProvider"]
+    if "TensorrtExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(OcrError, match="gpu' extra"):
+            _providers("tensorrt:1", tmp_path / "trt")
+        return
+    providers = _providers("tensorrt:1", tmp_path / "trt")
+    assert [p if isinstance(p, str) else p[0] for p in providers] == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    trt = providers[0][1]
+    assert trt["device_id"] == 1 and trt["trt_engine_cache_path"] == str(tmp_path / "trt")
+    assert providers[1][1] == {"device_id": 1}
