@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import json
 import re
 import sys
@@ -64,10 +65,12 @@ SCORED = {
 
 def load_scorer(path: Path) -> Any:
     """The shared ``sroie_score`` module (its comparison rules define "right")."""
-    sys.path.insert(0, str(path.parent))
-    import sroie_score
-
-    return sroie_score
+    spec = importlib.util.spec_from_file_location("sroie_score", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load the scorer at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ withheld.
 
 Folds. Figures are printed for dev (000-149, where the rules are developed), for train
 (150-399, held out) and pooled, then per merchant-split fold: receipts are grouped by the
-key's company (upper case, letters and digits only, legal suffixes such as SDN BHD and
-registration numbers removed; names at least 0.85 alike are one merchant, since keys
-misspell them) and whole merchants are dealt to ``--folds`` folds, largest first, so no
-merchant appears in two folds. The rules are not fitted to data, so the folds
+key's company exactly as ``make eval`` groups them (``calibrate_confidence.merchant_groups``:
+legal suffixes, branches and punctuation dropped, near-equal spellings one merchant) and
+whole merchants are dealt to ``--folds`` folds, largest first, so no merchant appears in
+two folds. The rules are not fitted to data, so the folds
 show how the figures vary across merchants rather than train/test gaps; the dev/train
 split is the held-out check.
 
@@ -93,12 +93,13 @@ import csv
 import json
 import re
 import sys
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from difflib import SequenceMatcher
 from pathlib import Path
+
+from calibrate_confidence import merchant_folds as deal_merchants
+from calibrate_confidence import merchant_groups
 
 from services.extraction import ClaimExtraction, extract_claim
 from services.ocr.result import page_from_json
@@ -110,13 +111,6 @@ CACHES = {
     "dev": (ROOT / "data/eval/ocr-sroie-dev", SHARED / "datasets/sroie-dev"),
     "train": (ROOT / "data/eval/ocr-sroie-train", SHARED / "datasets/sroie-train"),
 }
-# Registration numbers, legal suffixes and punctuation say nothing about which merchant.
-_LEGAL = re.compile(
-    r"\(.*?\)|\b(SDN|BHD|BERHAD|S/B|SB|ENTERPRISE|TRADING|CO|M|MALAYSIA)\b|[^A-Z0-9 ]"
-)
-
-# Merchant names at least this alike (difflib ratio, spaces removed) are one merchant.
-_SAME_MERCHANT = 0.85
 
 
 @dataclass(frozen=True)
@@ -130,12 +124,6 @@ class Outcome:
     got: str | None
     as_read: str | None
     confidence: float
-
-
-def merchant_key(company: str) -> str:
-    """The key's company reduced to what names the merchant (for merchant-split folds)."""
-    words = _LEGAL.sub(" ", company.upper()).split()
-    return " ".join(words) or company.upper()
 
 
 def same_number(got: str | None, expected: str) -> bool:
@@ -178,7 +166,7 @@ def evaluate(
             Outcome(
                 receipt=receipt,
                 split=split,
-                merchant=merchant_key(str(key.get("company", ""))),
+                merchant=str(key.get("company", "")),
                 expected=expected,
                 got=claim.fields.get("invoice_number"),
                 as_read=_as_read(claim),
@@ -236,32 +224,13 @@ def score(outcomes: Sequence[Outcome], threshold: float) -> Scores:
     )
 
 
-def same_merchants(names: Iterable[str]) -> dict[str, str]:
-    """Name -> one name for all its spellings: keys misspell merchants (``TED HENG`` /
-    ``TEO HENG``), so names this alike (without spaces) are one merchant."""
-    canon: dict[str, str] = {}
-    for name in sorted(set(names)):
-        bare = name.replace(" ", "")
-        canon[name] = next(
-            (
-                c
-                for c in dict.fromkeys(canon.values())
-                if SequenceMatcher(None, bare, c.replace(" ", "")).ratio() >= _SAME_MERCHANT
-            ),
-            name,
-        )
-    return canon
-
-
 def merchant_folds(outcomes: Sequence[Outcome], k: int) -> list[list[Outcome]]:
-    """Whole merchants dealt to ``k`` folds, largest merchant first, to the smallest fold."""
-    canon = same_merchants(o.merchant for o in outcomes)
-    by_merchant: dict[str, list[Outcome]] = defaultdict(list)
-    for o in outcomes:
-        by_merchant[canon[o.merchant]].append(o)
+    """Whole merchants dealt to ``k`` folds, as ``make eval`` deals them
+    (``calibrate_confidence.merchant_groups`` and ``merchant_folds``)."""
+    fold_of = deal_merchants(merchant_groups([o.merchant for o in outcomes]), k)
     folds: list[list[Outcome]] = [[] for _ in range(k)]
-    for _, group in sorted(by_merchant.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        min(folds, key=len).extend(group)
+    for outcome, fold in zip(outcomes, fold_of, strict=True):
+        folds[fold].append(outcome)
     return folds
 
 
@@ -293,7 +262,7 @@ def report(outcomes: Sequence[Outcome], threshold: float, k: int) -> None:
         autos = [s.auto_precision for s in fold_scores]
         print(
             f"merchant folds ({len(fold_scores)}, "
-            f"{len(set(same_merchants(o.merchant for o in outcomes).values()))} "
+            f"{len(set(merchant_groups([o.merchant for o in outcomes])))} "
             f"merchants): recall min {min(recalls):.3f} mean {sum(recalls) / len(recalls):.3f}; "
             f"precision min {min(precisions):.3f} mean {sum(precisions) / len(precisions):.3f}; "
             f"auto precision min {min(autos):.3f}"

@@ -16,7 +16,6 @@ AUTO-SUBMITS: submitted with a total or date that differs from the key, compared
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -33,6 +32,8 @@ import cv2
 # them importable.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from calibrate_confidence import load_scorer  # noqa: E402
 
 from tests.support.receipt_variants import VARIANTS, encode_png, make_variant  # noqa: E402
 
@@ -56,16 +57,6 @@ class Outcome:
     @property
     def wrong_submit(self) -> bool:
         return self.route == "submit" and not (self.total_ok and self.date_ok)
-
-
-def load_scorer(path: Path) -> ModuleType:
-    """The shared scorer as a module, so fields are judged exactly as it judges them."""
-    spec = importlib.util.spec_from_file_location("sroie_score", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load the scorer at {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def pick_receipts(images: list[Path], limit: int) -> list[Path]:
