@@ -41,6 +41,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from benchmark_ocr import ground_truth_lines, normalise_line
+from benchmark_ocr import score_fields as benchmark_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -142,32 +144,22 @@ def build_engine(spec: str, threads: int) -> tuple[str, ModuleType, Any]:
 # -- accuracy ---------------------------------------------------------------------------
 
 
-def _norm_line(text: str) -> str:
-    return re.sub(r"\s+", "", text).upper()
-
-
 def truth_lines(dataset: Path, stem: str) -> list[str]:
-    """The ground-truth text lines of a receipt (``box/NNN.csv``: 8 coordinates, text)."""
-    lines = []
-    path = dataset / "box" / f"{stem}.csv"
-    for row in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        parts = row.split(",", 8)
-        if len(parts) == 9 and _norm_line(parts[8]):
-            lines.append(_norm_line(parts[8]))
-    return lines
+    """The ground-truth text lines of a receipt (``box/``), normalised as the benchmark
+    normalises them; blank ones left out."""
+    lines = ground_truth_lines(dataset / "img" / f"{stem}.jpg") or []
+    return [line for line in map(normalise_line, lines) if line]
 
 
 def exact_lines(read: Sequence[str], truth: Sequence[str]) -> int:
     """Ground-truth lines matched one to one by a read line of the same normalised text."""
-    got = collections.Counter(_norm_line(t) for t in read)
+    got = collections.Counter(normalise_line(t) for t in read)
     want = collections.Counter(truth)
     return sum((got & want).values())
 
 
 def score_fields(records: list[dict[str, Any]], keys: Path) -> dict[str, float]:
     """The shared SROIE scorer over just the receipts read (as the benchmark scores)."""
-    from benchmark_ocr import score_fields as benchmark_scores  # scripts/ is on sys.path
-
     found = {r["file"]: keys / f"{Path(r['file']).stem}.json" for r in records}
     return benchmark_scores(records, found) or {}
 
