@@ -33,6 +33,7 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmark_ocr import pick_images  # noqa: E402
 from calibrate_confidence import load_scorer  # noqa: E402
 
 from tests.support.receipt_variants import VARIANTS, encode_png, make_variant  # noqa: E402
@@ -57,13 +58,6 @@ class Outcome:
     @property
     def wrong_submit(self) -> bool:
         return self.route == "submit" and not (self.total_ok and self.date_ok)
-
-
-def pick_receipts(images: list[Path], limit: int) -> list[Path]:
-    """``limit`` receipts spread evenly over the sorted set (the fixed rule)."""
-    if limit >= len(images):
-        return images
-    return [images[i * len(images) // limit] for i in range(limit)]
 
 
 def judge(scorer: ModuleType, fields: dict[str, Any], key: dict[str, Any]) -> tuple[bool, bool]:
@@ -148,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     threshold = settings.ocr_high_confidence_threshold
     today = args.today or date.today()
     names: list[str] = args.variants or [ORIGINAL, *VARIANTS]
-    receipts = pick_receipts(sorted((args.dataset / "img").glob("*.jpg")), args.limit)
+    receipts = pick_images([args.dataset / "img"], args.limit)  # spread evenly, as the benchmark
 
     outcomes: list[Outcome] = []
     for count, path in enumerate(receipts, start=1):
