@@ -14,8 +14,7 @@ from pathlib import Path
 
 from services.config import STANDIN_NCB_API_KEY, Settings
 from services.demo import SAMPLE_INBOX_DIR
-
-_GPU_PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+from services.ocr.engine import GPU_PROVIDERS, parse_device
 
 
 def startup_problems(settings: Settings, *, broker_answers: bool) -> list[str]:
@@ -34,11 +33,11 @@ def feature_problems(settings: Settings) -> list[str]:
             "OCR_ENGINE=paddle, but PaddleOCR is not installed: "
             "pip install 'claims-ocr[paddle]', or use OCR_ENGINE=onnx."
         )
-    kind = settings.ocr_device.partition(":")[0]
-    if settings.ocr_engine == "onnx" and kind in _GPU_PROVIDERS:
+    kind, _ = parse_device(settings.ocr_device)
+    if settings.ocr_engine == "onnx" and kind in GPU_PROVIDERS:
         import onnxruntime
 
-        provider = _GPU_PROVIDERS[kind]
+        provider = GPU_PROVIDERS[kind][0]
         if provider not in onnxruntime.get_available_providers():
             problems.append(
                 f"OCR_DEVICE={settings.ocr_device}, but ONNX Runtime here has no {provider}: "

@@ -14,6 +14,13 @@ class OcrError(RuntimeError):
     """The engine could not be set up or run (bad device, missing model files)."""
 
 
+# ONNX Runtime's execution providers for each GPU device kind, most wanted first.
+GPU_PROVIDERS = {
+    "cuda": ("CUDAExecutionProvider",),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider"),
+}
+
+
 def parse_device(device: str) -> tuple[str, int]:
     """``OCR_DEVICE`` as (kind, GPU index): ``cpu``, ``cuda``, ``cuda:1``, ``tensorrt:0``."""
     kind, _, index = device.strip().lower().partition(":")

@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 from rapidocr.ch_ppocr_det.utils import DBPostProcess
 
-from services.ocr.engine import OcrError, parse_device
+from services.ocr.engine import GPU_PROVIDERS, OcrError, parse_device
 from services.ocr.result import PageText, TextLine, quad, reading_order
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,6 @@ def bundled_model_dir() -> Path:
     return Path(str(importlib.resources.files("rapidocr") / "models"))
 
 
-# ONNX Runtime's provider for each GPU device kind, most wanted first.
-_GPU_PROVIDERS = {
-    "cuda": ["CUDAExecutionProvider"],
-    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider"],
-}
-
-
 def _providers(device: str, cache_dir: Path | None = None) -> list[Any]:
     """The execution providers for ``device``, with their options, CPU last.
 
@@ -67,7 +60,7 @@ def _providers(device: str, cache_dir: Path | None = None) -> list[Any]:
     if kind == "cpu":
         return ["CPUExecutionProvider"]
     available = ort.get_available_providers()
-    wanted = _GPU_PROVIDERS[kind]
+    wanted = GPU_PROVIDERS[kind]
     if wanted[0] not in available:
         raise OcrError(
             f"OCR_DEVICE={device} needs ONNX Runtime's {wanted[0]}, which is not available "
