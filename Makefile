@@ -39,11 +39,13 @@ benchmark: install
 
 # Merchant-split cross-validated field accuracy, reliability tables, STP and the
 # auto-submit threshold over the 400 shared receipts (OCR cached in data/eval/), then
-# invoice-number recall and precision against tests/data/sroie_invoice_numbers.csv.
-# After a change to extraction's confidences, refit the shipped map first:
-# $(BIN)/python scripts/calibrate_confidence.py
+# invoice-number recall and precision against tests/data/sroie_invoice_numbers.csv, and
+# the learned total scorer against the rules (fails if the shipped model is stale).
+# After a change to extraction, refit the shipped files first, in this order:
+# $(BIN)/python scripts/train_candidate_scorer.py && $(BIN)/python scripts/calibrate_confidence.py
 eval: install
 	$(BIN)/python scripts/eval_sroie.py
+	$(BIN)/python scripts/train_candidate_scorer.py --check
 	$(BIN)/python scripts/eval_invoice_numbers.py
 
 # Build output only: never data/ (the ledger, blobs, audit log and archive live there).

@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
 
 from services.extraction import ClaimExtraction, extract_claim  # noqa: E402
 from services.extraction.calibration import CALIBRATED, Calibration, IsotonicMap  # noqa: E402
+from services.extraction.candidate_scorer import CandidateScorer  # noqa: E402
 from services.ocr.result import PageText, page_from_json  # noqa: E402
 
 #: The shared receipts and where ``eval_sroie.py`` caches their OCR output.
@@ -158,17 +159,32 @@ def load_receipts(datasets: Iterable[tuple[Path, Path]] = DATASETS) -> list[Rece
     return out
 
 
-def outcome(receipt: Receipt, scorer: Any, today: date = TODAY) -> Outcome:
+def outcome(
+    receipt: Receipt,
+    scorer: Any,
+    today: date = TODAY,
+    candidate_scorer: CandidateScorer | None = None,
+) -> Outcome:
     """Extract with raw confidences and no threshold, and score each field.
 
-    The recognition caps are read by a second extraction that calibrates every field to
-    1.0: what is left below 1.0 is the cap ``extract_claim`` puts on that field.
+    ``candidate_scorer``: the learned choice among candidates (default: the shipped one;
+    cross-validation passes one fitted without the receipt's merchant). The recognition
+    caps are read by a second extraction that calibrates every field to 1.0: what is left
+    below 1.0 is the cap ``extract_claim`` puts on that field.
     """
     ex = extract_claim(
-        receipt.pages, today=today, threshold=0.0, calibration=Calibration.identity()
+        receipt.pages,
+        today=today,
+        threshold=0.0,
+        calibration=Calibration.identity(),
+        candidate_scorer=candidate_scorer,
     )
     capped = extract_claim(
-        receipt.pages, today=today, threshold=0.0, calibration=Calibration.constant(1.0)
+        receipt.pages,
+        today=today,
+        threshold=0.0,
+        calibration=Calibration.constant(1.0),
+        candidate_scorer=candidate_scorer,
     ).field_confidence
     caps = {name: capped[name] for name in SCORED}
     caps["overall"] = min(caps["total_amount"], caps["service_date"])

@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 
 from services.extraction.calibration import Calibration, load_calibration
+from services.extraction.candidate_scorer import CandidateScorer, load_candidate_scorer
 from services.extraction.confidence import ocr_factor
 from services.extraction.evidence import FieldEvidence, locate
 from services.extraction.invoice import InvoiceResult, extract_invoice_number
@@ -27,10 +29,12 @@ from services.extraction.results import ClaimExtraction, Reason
 from services.extraction.service_date import DateResult, choose_date
 from services.extraction.total_and_tax import (
     AmountResult,
+    Labelled,
     choose_tax,
     choose_total,
     labelled_amounts,
 )
+from services.extraction.total_candidates import total_candidates
 from services.extraction.total_checks import Corroboration, corroborate
 from services.ocr.result import PageText
 
@@ -47,12 +51,15 @@ def extract_claim(
     threshold: float = 0.90,
     currency: str = "MYR",
     calibration: Calibration | None = None,
+    candidate_scorer: CandidateScorer | None = None,
 ) -> ClaimExtraction:
     """Read claim fields from a receipt's OCR pages and decide submit or review.
 
     ``currency`` is the one claims are paid in; a receipt in another goes to review.
     ``calibration`` turns raw confidences into probabilities before routing (default:
     the one shipped in the package; ``Calibration.identity()`` keeps them raw).
+    ``candidate_scorer`` chooses among the rules' candidates of the fields it was shown to
+    choose better (default: the one shipped; ``CandidateScorer.rules_only()``: rules only).
     """
     rows = build_rows(pages)
     readable = sum(ch.isalnum() for r in rows for ch in r.text)
@@ -60,7 +67,8 @@ def extract_claim(
         return _empty(Reason("no_text", "No readable text was found on the document."))
 
     items = labelled_amounts(rows)
-    total = choose_total(items)
+    scorer = load_candidate_scorer() if candidate_scorer is None else candidate_scorer
+    total = choose_total(items, _learned_total(items, scorer))
     tax = choose_tax(items, total.value)
     when = choose_date(rows, today)
     name, address = extract_provider(rows)
@@ -114,6 +122,15 @@ def extract_claim(
     }
     evidence = _evidence(fields, sources, pages)
     return ClaimExtraction(fields, field_confidence, confidence, route, reasons, evidence)
+
+
+def _learned_total(items: Sequence[Labelled], scorer: CandidateScorer) -> Decimal | None:
+    """The learned scorer's total among the rules' candidates (None: the rules choose)."""
+    if not scorer.decides("total_amount"):
+        return None
+    candidates = total_candidates(items)
+    best = scorer.pick("total_amount", [c.features for c in candidates])
+    return None if best is None else candidates[best].value
 
 
 def _calibrated(

@@ -28,6 +28,8 @@ _TOTAL_KINDS = frozenset(_LABEL_WEIGHT)
 # Amounts that are never the amount paid, whatever their value. (A ROUNDING line's amount
 # that equals the rounded total is the total after rounding: "Total After Adj 88.95".)
 _NOT_A_PAID_TOTAL = frozenset({Kind.SUBTOTAL, Kind.TAX, Kind.CHANGE})
+# Printed in the totals block under these, an amount is a candidate for the learned scorer.
+_EXTRA_KINDS = frozenset({Kind.ROUNDING, Kind.CASH, Kind.NONE})
 # Evidence from arithmetic that reproduces a value from other labelled amounts.
 _PAYMENT_CHECK = 1.5  # CASH - CHANGE = value
 _CASH_EQUAL = 1.0  # CASH = value, no change given
@@ -144,8 +146,31 @@ def _evidence_to_confidence(evidence: float) -> float:
     return from_evidence(evidence, _EVIDENCE_SCALE)
 
 
-def choose_total(items: Sequence[Labelled]) -> AmountResult:
-    """The payable total with a confidence built from labels, arithmetic and recognition."""
+@dataclass
+class TotalWeights:
+    """The rules' candidate totals: evidence per value, the printings and checks behind it."""
+
+    evidence: dict[Decimal, float]
+    readings: dict[Decimal, list[Labelled]]
+    checks: dict[Decimal, list[str]]
+    undecided: set[Decimal]  # exact/rounded pairs that nothing on the receipt decides
+    roundings: list[Decimal]
+    cash: list[Decimal]
+    change: list[Decimal]
+    negative: bool  # a total line's only amount reads negative
+    # Amounts printed in the totals block that no label or sum makes a total (a "ROUNDING
+    # 45.35" line that prints the rounded total, a tender): candidates for the learned
+    # scorer only; the rules never choose them.
+    extras: frozenset[Decimal] = frozenset()
+
+    @property
+    def rules_best(self) -> Decimal:
+        """The value the rules choose: the most evidence (ties: the larger value)."""
+        return max(self.evidence, key=lambda v: (self.evidence[v], v))
+
+
+def weigh_totals(items: Sequence[Labelled]) -> TotalWeights | None:
+    """Evidence for every candidate total; None when nothing is labelled or adds up."""
     # "Total Payable: -51.88": the only amount on a total line reads negative. Most often
     # a dash or colon misread as a minus, sometimes a credit note; take its digits and let
     # a person confirm them (``negative_total``) rather than fall back to another line.
@@ -167,7 +192,7 @@ def choose_total(items: Sequence[Labelled]) -> AmountResult:
     paid_or_bare = {it.value for it in items if it.kind in (Kind.CASH, Kind.NONE)}
     arithmetic = {v for v in sums if v in paid_or_bare and v > 0}
     if not totals and not arithmetic:
-        return _fallback_total(items)
+        return None
 
     evidence: dict[Decimal, float] = defaultdict(float)
     readings: dict[Decimal, list[Labelled]] = defaultdict(list)
@@ -214,8 +239,36 @@ def choose_total(items: Sequence[Labelled]) -> AmountResult:
             checks[value].append("subtotal_tax_rounding")
 
     undecided = _decide_unprinted_rounding(totals, cash, change, roundings, evidence, checks)
-    best = max(evidence, key=lambda v: (evidence[v], v))
-    support = evidence[best]
+    extras = frozenset(
+        it.value
+        for it in items
+        if it.kind in _EXTRA_KINDS
+        and it.row.index >= first_total_row
+        and it.value >= 1
+        and it.value not in evidence
+    )
+    return TotalWeights(
+        evidence, readings, checks, undecided, roundings, cash, change, bool(negative), extras
+    )
+
+
+def choose_total(items: Sequence[Labelled], pick: Decimal | None = None) -> AmountResult:
+    """The payable total with a confidence built from labels, arithmetic and recognition.
+
+    ``pick``, one of the candidate values of ``weigh_totals`` (the learned scorer's choice,
+    ``services.extraction.candidate_scorer``), replaces the rules' choice; the confidence
+    and the checks are still the rules' own for that value.
+    """
+    weights = weigh_totals(items)
+    if weights is None:
+        return _fallback_total(items)
+    evidence, readings, checks = weights.evidence, weights.readings, weights.checks
+    roundings, cash, change = weights.roundings, weights.cash, weights.change
+    undecided = weights.undecided
+    best = pick if pick in evidence or pick in weights.extras else weights.rules_best
+    if best not in evidence:  # an extra: its printings are all there is to show
+        readings[best] = [it for it in items if it.value == best]
+    support = evidence.get(best, 0.0)
     explained = {best - r for r in roundings} | {best}
     conflicts = {
         v: e
@@ -270,7 +323,7 @@ def choose_total(items: Sequence[Labelled]) -> AmountResult:
         rounding_undecided=best in undecided
         or _rounded_printed_below(best, items, readings[best])
         or _off_the_rounding_grid(best, items),
-        negative_total=bool(negative),
+        negative_total=weights.negative,
         checks=checks[best],
         conflicting_values=sorted(conflicts),
         source=shown.span if shown is not None else None,

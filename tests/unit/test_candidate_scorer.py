@@ -1,0 +1,122 @@
+"""The learned candidate scorer: the shipped model, how it picks, and what its pick may do."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from services.extraction import extract_claim
+from services.extraction.candidate_scorer import (
+    CandidateScorer,
+    LinearModel,
+    load_candidate_scorer,
+)
+from services.extraction.layout import build_rows
+from services.extraction.total_and_tax import choose_total, labelled_amounts
+from services.extraction.total_candidates import TOTAL_FEATURES, total_candidates
+from tests.unit.test_extraction import TODAY, amount_row, codes, receipt
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# "Rounding RM 45.35": the rounded total printed on the rounding row, paid by card.
+ROUNDED_ON_ROUNDING_ROW = [
+    amount_row("Total Sales (Inclusive GST)", "RM 45.34"),
+    amount_row("Rounding", "RM 45.35"),
+    amount_row("CREDIT", "RM 45.35"),
+    amount_row("CHANGE", "RM 0.00"),
+]
+
+
+def model_preferring(feature: str, weight: float) -> LinearModel:
+    """A hand-set model that only looks at ``feature``."""
+    n = len(TOTAL_FEATURES)
+    weights = tuple(weight if name == feature else 0.0 for name in TOTAL_FEATURES)
+    return LinearModel(TOTAL_FEATURES, (0.0,) * n, (1.0,) * n, weights, 0.0)
+
+
+def test_shipped_scorer_loads_and_its_use_follows_its_own_cross_validation() -> None:
+    text = resources.files("services.extraction").joinpath("candidate_scorer.json").read_text()
+    entry = json.loads(text)["fields"]["total_amount"]
+    pooled = entry["cross_validation"]["pooled"]
+    assert entry["use"] == (pooled["model_accuracy"] > pooled["rules_accuracy"])
+    assert tuple(entry["model"]["features"]) == TOTAL_FEATURES
+    assert load_candidate_scorer().decides("total_amount") == entry["use"]
+
+
+def test_probability_is_the_logistic_of_the_standardised_features() -> None:
+    model = LinearModel(("a", "b"), (1.0, 0.0), (2.0, 1.0), (0.5, -1.0), 0.25)
+    z = 0.25 + 0.5 * (3.0 - 1.0) / 2.0 - 1.0 * 0.5
+    assert model.probability({"a": 3.0, "b": 0.5}) == pytest.approx(1 / (1 + math.exp(-z)))
+    with pytest.raises(ValueError):
+        LinearModel(("a",), (0.0,), (0.0,), (1.0,), 0.0)
+    with pytest.raises(ValueError):
+        LinearModel(("a", "b"), (0.0,), (1.0,), (1.0,), 0.0)
+
+
+def test_pick_takes_the_best_score_and_leaves_undecided_fields_to_the_rules() -> None:
+    scorer = CandidateScorer({"total_amount": model_preferring("rule_evidence", 1.0)})
+    candidates = [{n: 0.0 for n in TOTAL_FEATURES} for _ in range(3)]
+    candidates[1]["rule_evidence"] = 2.0
+    assert scorer.pick("total_amount", candidates) == 1
+    assert scorer.pick("total_amount", []) is None
+    assert scorer.pick("service_date", candidates) is None
+    assert CandidateScorer.rules_only().pick("total_amount", candidates) is None
+
+
+def test_from_json_keeps_only_the_fields_the_model_won_unless_asked_for_all() -> None:
+    model = model_preferring("rule_best", 1.0).to_json()
+    data = {"fields": {"total_amount": {"use": False, "model": model}}}
+    assert not CandidateScorer.from_json(data).decides("total_amount")
+    assert CandidateScorer.from_json(data, every_field=True).decides("total_amount")
+
+
+def test_candidates_include_the_totals_block_amounts_the_rules_never_choose() -> None:
+    items = labelled_amounts(build_rows([receipt(*ROUNDED_ON_ROUNDING_ROW)]))
+    by_value = {c.value: c.features for c in total_candidates(items)}
+    assert by_value[Decimal("45.34")]["rule_best"] == 1.0
+    assert by_value[Decimal("45.35")]["rules_candidate"] == 0.0
+    assert by_value[Decimal("45.35")]["tender_agrees"] == 1.0
+    assert set(by_value[Decimal("45.35")]) == set(TOTAL_FEATURES)
+    assert choose_total(items).value == Decimal("45.34")
+    assert choose_total(items, Decimal("45.35")).value == Decimal("45.35")
+    assert choose_total(items, Decimal("999.00")).value == Decimal("45.34")  # not a candidate
+
+
+def test_a_learned_pick_the_rules_cannot_vouch_for_goes_to_review() -> None:
+    pages = [receipt(*ROUNDED_ON_ROUNDING_ROW)]
+    learned = CandidateScorer({"total_amount": model_preferring("rules_candidate", -5.0)})
+
+    picked = extract_claim(pages, today=TODAY, candidate_scorer=learned)
+    rules = extract_claim(pages, today=TODAY, candidate_scorer=CandidateScorer.rules_only())
+
+    assert picked.fields["total_amount"] == "45.35"
+    assert rules.fields["total_amount"] == "45.34"
+    assert picked.route == "review"
+    assert {"total_unconfirmed", "low_confidence_total"} <= codes(picked)
+    assert "45.35" in picked.field_evidence["total_amount"].text
+
+
+def test_training_is_deterministic_and_learns_the_feature_that_marks_the_right_value() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_candidate_scorer as tcs
+
+    def example(n: int) -> tcs.Example:
+        features = [{name: float((n + i) % 3) for name in TOTAL_FEATURES} for i in range(3)]
+        for i, f in enumerate(features):
+            f["tender_agrees"] = float(i == n % 3)
+        values = [Decimal(i + 1) for i in range(3)]
+        right = [i == n % 3 for i in range(3)]
+        return tcs.Example(str(n), values, features, right, values[0], values[n % 3])
+
+    data = [example(n) for n in range(30)]
+    first, second = tcs.fit(data), tcs.fit(data)
+    assert first == second
+    figures, _ = tcs.cross_validate(data, [n % 5 for n in range(30)])
+    assert figures["pooled"]["model_accuracy"] == 1.0
+    assert figures["pooled"]["rules_accuracy"] == pytest.approx(10 / 30, abs=1e-4)
