@@ -117,6 +117,33 @@ def labelled_amounts(rows: Sequence[Row]) -> list[Labelled]:
             if kind is not Kind.NONE:
                 run.append((len(out) - 1, kind))
             prev_end = amt.end
+    return _rounded_totals(out)
+
+
+def _rounded_totals(items: list[Labelled]) -> list[Labelled]:
+    """A ROUNDING line that prints a whole total is the total after rounding.
+
+    "Rounding RM 45.35" under "Total Sales RM 45.34", "lotal After Adj 88.95" under
+    "Total Sales 88.97": a multiple of 5 sen within the largest cash rounding (4 sen) of a
+    total printed above it. It becomes a total candidate like any other, so the receipt's
+    payment (or its being the last total line) decides whether it was paid; a rounding
+    line's cents (0.01..0.04) stay the rounding.
+    """
+    out = []
+    for it in items:
+        if (
+            it.kind is Kind.ROUNDING
+            and it.value >= 1
+            and it.value % FIVE_SEN == 0
+            and any(
+                other.kind in (Kind.GRAND_TOTAL, Kind.TOTAL)
+                and other.row.index < it.row.index
+                and 0 < abs(it.value - other.value) <= _MAX_UNPRINTED_ROUNDING
+                for other in items
+            )
+        ):
+            it = _with_kind(it, Kind.TOTAL)
+        out.append(it)
     return out
 
 

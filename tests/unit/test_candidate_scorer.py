@@ -24,12 +24,11 @@ from tests.unit.test_extraction import TODAY, amount_row, codes, receipt
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# "Rounding RM 45.35": the rounded total printed on the rounding row, paid by card.
-ROUNDED_ON_ROUNDING_ROW = [
-    amount_row("Total Sales (Inclusive GST)", "RM 45.34"),
-    amount_row("Rounding", "RM 45.35"),
-    amount_row("CREDIT", "RM 45.35"),
-    amount_row("CHANGE", "RM 0.00"),
+# The tender is printed in the totals block but is no total: a candidate for the model only.
+TENDER_IN_TOTALS_BLOCK = [
+    amount_row("TOTAL", "47.50"),
+    amount_row("CASH", "50.00"),
+    amount_row("CHANGE", "2.50"),
 ]
 
 
@@ -77,29 +76,31 @@ def test_from_json_keeps_only_the_fields_the_model_won_unless_asked_for_all() ->
 
 
 def test_candidates_include_the_totals_block_amounts_the_rules_never_choose() -> None:
-    items = labelled_amounts(build_rows([receipt(*ROUNDED_ON_ROUNDING_ROW)]))
+    items = labelled_amounts(build_rows([receipt(*TENDER_IN_TOTALS_BLOCK)]))
     by_value = {c.value: c.features for c in total_candidates(items)}
-    assert by_value[Decimal("45.34")]["rule_best"] == 1.0
-    assert by_value[Decimal("45.35")]["rules_candidate"] == 0.0
-    assert by_value[Decimal("45.35")]["tender_agrees"] == 1.0
-    assert set(by_value[Decimal("45.35")]) == set(TOTAL_FEATURES)
-    assert choose_total(items).value == Decimal("45.34")
-    assert choose_total(items, Decimal("45.35")).value == Decimal("45.35")
-    assert choose_total(items, Decimal("999.00")).value == Decimal("45.34")  # not a candidate
+    assert by_value[Decimal("47.50")]["rule_best"] == 1.0
+    assert by_value[Decimal("47.50")]["tender_agrees"] == 1.0
+    assert by_value[Decimal("50.00")]["rules_candidate"] == 0.0
+    assert by_value[Decimal("50.00")]["tender_disagrees"] == 1.0
+    assert set(by_value[Decimal("50.00")]) == set(TOTAL_FEATURES)
+    assert choose_total(items).value == Decimal("47.50")
+    assert choose_total(items, Decimal("50.00")).value == Decimal("50.00")
+    assert choose_total(items, Decimal("999.00")).value == Decimal("47.50")  # not a candidate
 
 
 def test_a_learned_pick_the_rules_cannot_vouch_for_goes_to_review() -> None:
-    pages = [receipt(*ROUNDED_ON_ROUNDING_ROW)]
+    pages = [receipt(*TENDER_IN_TOTALS_BLOCK)]
     learned = CandidateScorer({"total_amount": model_preferring("rules_candidate", -5.0)})
 
     picked = extract_claim(pages, today=TODAY, candidate_scorer=learned)
     rules = extract_claim(pages, today=TODAY, candidate_scorer=CandidateScorer.rules_only())
 
-    assert picked.fields["total_amount"] == "45.35"
-    assert rules.fields["total_amount"] == "45.34"
+    assert picked.fields["total_amount"] == "50.00"
+    assert rules.fields["total_amount"] == "47.50"
+    assert rules.route == "submit", rules.reasons
     assert picked.route == "review"
-    assert {"total_unconfirmed", "low_confidence_total"} <= codes(picked)
-    assert "45.35" in picked.field_evidence["total_amount"].text
+    assert {"total_mismatch", "total_unconfirmed", "low_confidence_total"} <= codes(picked)
+    assert "50.00" in picked.field_evidence["total_amount"].text
 
 
 def test_training_is_deterministic_and_learns_the_feature_that_marks_the_right_value() -> None:

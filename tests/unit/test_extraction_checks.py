@@ -167,6 +167,42 @@ def test_rounding_with_a_card_paying_the_exact_amount_goes_to_review() -> None:
     assert {"total_mismatch", "rounding_adjusted"} <= codes(rules)
 
 
+@pytest.mark.parametrize(
+    ("payment", "paid"),
+    [
+        ([amount_row("CREDIT", "RM 45.35"), amount_row("CHANGE", "RM 0.00")], "45.35"),
+        ([amount_row("CASH", "RM 50.00"), amount_row("CHANGE", "RM 4.65")], "45.35"),
+    ],
+)
+def test_a_rounding_line_that_prints_the_rounded_total_is_the_total_paid(
+    payment: list[Row], paid: str
+) -> None:
+    # "Rounding RM 45.35" under "Total Sales RM 45.34": the total after rounding, which
+    # the payment confirms.
+    tail = [
+        amount_row("Total Sales (Inclusive GST)", "RM 45.34"),
+        amount_row("Rounding", "RM 45.35"),
+        *payment,
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == paid
+    assert result.route == "submit", result.reasons
+
+
+def test_a_rounding_line_keeps_its_kind_unless_it_prints_a_rounded_total() -> None:
+    def kinds(*rows: Row) -> list[Kind]:
+        return [it.kind for it in labelled_amounts(build_rows([page(*rows)]))]
+
+    total = amount_row("TOTAL", "45.34")
+    assert kinds(total, amount_row("Rounding", "0.01")) == [Kind.TOTAL, Kind.ROUNDING]
+    # Too far from any total to be its rounding, or not on the 5-sen grid.
+    assert kinds(total, amount_row("Rounding", "46.00")) == [Kind.TOTAL, Kind.ROUNDING]
+    assert kinds(total, amount_row("Rounding", "45.36")) == [Kind.TOTAL, Kind.ROUNDING]
+    assert kinds(total, amount_row("Rounding", "45.35")) == [Kind.TOTAL, Kind.TOTAL]
+    # Printed above the total it would round: not its rounding.
+    assert kinds(amount_row("Rounding", "45.35"), total) == [Kind.ROUNDING, Kind.TOTAL]
+
+
 # An exact total and the cash-rounded one, 2 sen more, with no rounding line printed.
 _EXACT = amount_row("TOTAL WITH SST", "50.03")
 _ROUNDED = amount_row("TOTAL", "50.05")
