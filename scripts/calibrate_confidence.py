@@ -4,9 +4,10 @@
 Reads the 400 shared SROIE receipts (sroie-dev 000-149 and sroie-train 150-399) from the
 OCR caches that ``scripts/eval_sroie.py`` writes, runs ``extract_claim`` with raw
 (uncalibrated) confidences, scores each field with the shared scorer's comparison rules,
-and fits one isotonic regression per field (total, date, company, address) and for the
-claim as a whole ("overall": total AND date right, from the weaker raw confidence of the
-two). Deterministic: same caches and code, same file.
+and fits one isotonic regression per field (total, date, company, address; the invoice
+number against the labels in ``tests/data/sroie_invoice_numbers.csv``) and for the claim
+as a whole ("overall": total AND date right, from the weaker raw confidence of the two).
+Deterministic: same caches and code, same file.
 
     python scripts/calibrate_confidence.py             # writes the package's calibration.json
     python scripts/calibrate_confidence.py --out /tmp/c.json
@@ -20,6 +21,7 @@ Re-run this whenever extraction's raw confidences change, then ``make eval``.
 from __future__ import annotations
 
 import argparse
+import csv
 import difflib
 import importlib.util
 import json
@@ -47,6 +49,8 @@ DATASETS = (
     (SHARED / "datasets/sroie-train", ROOT / "data/eval/ocr-sroie-train"),
 )
 PACKAGE_FILE = ROOT / "services/extraction/calibration.json"
+# The invoice number of every shared receipt ("" where it prints none), labelled by hand.
+INVOICE_LABELS = ROOT / "tests/data/sroie_invoice_numbers.csv"
 # A fixed "today": the receipts are from 2015-2019, and a date check must not drift.
 TODAY = date(2025, 1, 1)
 FOLDS = 5
@@ -82,6 +86,7 @@ class Receipt:
     image: Path
     key: dict[str, str]
     pages: list[PageText]
+    invoice_label: str = ""  # its document number, "" where it prints none
 
 
 @dataclass(frozen=True)
@@ -92,9 +97,10 @@ class Outcome:
     extraction: ClaimExtraction  # raw confidences, routed at threshold 0
     raw: dict[str, float]  # CALIBRATED name -> raw confidence
     has_value: dict[str, bool]  # CALIBRATED name -> the field (both fields) was read
-    right: dict[str, bool]  # CALIBRATED name -> scorer says right ("overall": total and date)
+    # CALIBRATED name -> scorer says right ("overall": total and date; the invoice number:
+    # equal to its label)
+    right: dict[str, bool]
     caps: dict[str, float]  # CALIBRATED name -> most extract_claim lets it show (recognition)
-    invoice: float | None  # raw invoice-number confidence where one was read (not calibrated)
 
     @property
     def blocked(self) -> bool:
@@ -144,8 +150,20 @@ def merchant_folds(groups: Sequence[int], folds: int = FOLDS) -> list[int]:
     return [fold_of[g] for g in groups]
 
 
+def load_invoice_labels(path: Path = INVOICE_LABELS) -> dict[str, str]:
+    """Receipt id -> its document number ("" when it prints none)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        return {row["receipt"]: row["invoice_number"].strip() for row in csv.DictReader(fh)}
+
+
+def same_number(got: str | None, expected: str) -> bool:
+    """Equal after removing spaces; nothing else is forgiven (O is not 0)."""
+    return got is not None and re.sub(r"\s+", "", got) == re.sub(r"\s+", "", expected)
+
+
 def load_receipts(datasets: Iterable[tuple[Path, Path]] = DATASETS) -> list[Receipt]:
     """Every receipt with a key, its pages from the OCR cache (missing cache: an error)."""
+    labels = load_invoice_labels()
     out = []
     for dataset, cache in datasets:
         for image in sorted((dataset / "img").glob("*.jpg")):
@@ -155,7 +173,7 @@ def load_receipts(datasets: Iterable[tuple[Path, Path]] = DATASETS) -> list[Rece
             key_path = dataset / "key" / f"{image.stem}.json"
             key = json.loads(key_path.read_text(encoding="utf-8", errors="replace"))
             pages = [page_from_json(p) for p in json.loads(cached.read_text("utf-8"))]
-            out.append(Receipt(image.stem, image, key, pages))
+            out.append(Receipt(image.stem, image, key, pages, labels.get(image.stem, "")))
     return out
 
 
@@ -186,7 +204,7 @@ def outcome(
         calibration=Calibration.constant(1.0),
         candidate_scorer=candidate_scorer,
     ).field_confidence
-    caps = {name: capped[name] for name in SCORED}
+    caps = {name: capped[name] for name in (*SCORED, "invoice_number")}
     caps["overall"] = min(caps["total_amount"], caps["service_date"])
     f, key, conf = ex.fields, receipt.key, ex.field_confidence
     total = scorer.norm_total(f["total_amount"])
@@ -200,12 +218,13 @@ def outcome(
         and scorer.norm_text(f["provider_address"]) == scorer.norm_text(key.get("address")),
     }
     ok["overall"] = ok["total_amount"] and ok["service_date"]
-    has = {name: f[name] is not None for name in SCORED}
+    label = receipt.invoice_label
+    ok["invoice_number"] = bool(label) and same_number(f["invoice_number"], label)
+    has = {name: f[name] is not None for name in (*SCORED, "invoice_number")}
     has["overall"] = has["total_amount"] and has["service_date"]
-    raw = {name: conf[name] for name in SCORED}
+    raw = {name: conf[name] for name in (*SCORED, "invoice_number")}
     raw["overall"] = min(raw["total_amount"], raw["service_date"])
-    invoice = conf["invoice_number"] if f["invoice_number"] is not None else None
-    return Outcome(receipt, ex, raw, has, ok, caps, invoice)
+    return Outcome(receipt, ex, raw, has, ok, caps)
 
 
 def fit_map(points: Sequence[tuple[float, bool]]) -> IsotonicMap:
@@ -246,17 +265,17 @@ class Calibrated:
         """The highest threshold it is submitted at (if not blocked): every check passes."""
         c = self.confidence
         gate = min(c["total_amount"], c["service_date"], c["overall"])
-        if self.outcome.invoice is not None:
-            gate = min(gate, self.outcome.invoice)
+        if self.outcome.has_value["invoice_number"]:
+            gate = min(gate, c["invoice_number"])
         return gate
 
     @property
     def claim_confidence(self) -> float:
         """What ``extract_claim`` reports as the claim's confidence."""
-        inv = self.outcome.invoice
-        return (
-            min(self.confidence["overall"], inv) if inv is not None else self.confidence["overall"]
-        )
+        c = self.confidence
+        if self.outcome.has_value["invoice_number"]:
+            return min(c["overall"], c["invoice_number"])
+        return c["overall"]
 
     def submitted(self, threshold: float) -> bool:
         return not self.outcome.blocked and self.gate >= threshold

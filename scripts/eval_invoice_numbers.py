@@ -11,6 +11,10 @@ auto-submit (confidence >= ``--threshold``, 0.90 by default) is right.
     python scripts/eval_invoice_numbers.py --receipts 300-399  # a subset
     python scripts/eval_invoice_numbers.py --propose 0-149 # labelling aid (see below)
 
+Confidences are calibrated as ``make eval`` calibrates them: each receipt by maps fitted
+on the other merchant folds (``--shipped-calibration``: the shipped maps, fitted on these
+very receipts, so optimistic).
+
 Inputs: the engine's output cached per receipt (``data/eval/ocr-sroie-dev/NNN.json``,
 ``data/eval/ocr-sroie-train/NNN.json``, written by ``eval_sroie.py --ocr-cache``), the
 labels in ``tests/data/sroie_invoice_numbers.csv`` and, for the folds, the datasets' key
@@ -89,7 +93,6 @@ printed under a ``TRANSAC`` column heading counts.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import sys
@@ -98,15 +101,18 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import calibrate_confidence as cc
+from calibrate_confidence import INVOICE_LABELS as LABELS
+from calibrate_confidence import load_invoice_labels as load_labels
 from calibrate_confidence import merchant_folds as deal_merchants
-from calibrate_confidence import merchant_groups
+from calibrate_confidence import merchant_groups, same_number
 
 from services.extraction import ClaimExtraction, extract_claim
+from services.extraction.calibration import Calibration
 from services.ocr.result import page_from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-LABELS = ROOT / "tests/data/sroie_invoice_numbers.csv"
 CACHES = {
     "dev": (ROOT / "data/eval/ocr-sroie-dev", SHARED / "datasets/sroie-dev"),
     "train": (ROOT / "data/eval/ocr-sroie-train", SHARED / "datasets/sroie-train"),
@@ -126,26 +132,32 @@ class Outcome:
     confidence: float
 
 
-def same_number(got: str | None, expected: str) -> bool:
-    """Equal after removing spaces; nothing else is forgiven (O is not 0)."""
-    return got is not None and re.sub(r"\s+", "", got) == re.sub(r"\s+", "", expected)
-
-
-def load_labels(path: Path = LABELS) -> dict[str, str]:
-    """Receipt id -> its document number ("" when it prints none)."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        return {row["receipt"]: row["invoice_number"].strip() for row in csv.DictReader(fh)}
-
-
 def split_of(receipt: str) -> str:
     return "dev" if int(receipt) < 150 else "train"
 
 
+def fold_calibrations(folds: int) -> dict[str, Calibration]:
+    """Receipt id -> the confidence maps fitted on the other merchant folds (as ``make
+    eval`` fits them), so no receipt's confidence was calibrated on its own merchant."""
+    scorer = cc.load_scorer(SHARED / "tools/sroie_score.py")
+    receipts = cc.load_receipts()
+    outcomes = [cc.outcome(r, scorer) for r in receipts]
+    fold_of = deal_merchants(merchant_groups([r.key.get("company", "") for r in receipts]), folds)
+    fitted = {
+        f: cc.fit_calibration([o for o, k in zip(outcomes, fold_of, strict=True) if k != f])
+        for f in set(fold_of)
+    }
+    return {r.receipt_id: fitted[f] for r, f in zip(receipts, fold_of, strict=True)}
+
+
 def evaluate(
-    labels: dict[str, str], splits: Iterable[str], only: set[int] | None = None
+    labels: dict[str, str],
+    splits: Iterable[str],
+    only: set[int] | None = None,
+    calibrations: dict[str, Calibration] | None = None,
 ) -> tuple[list[Outcome], int]:
     """Run extract_claim over the cached OCR of every labelled receipt in ``splits``
-    (and in ``only``, when given)."""
+    (and in ``only``, when given), calibrated by ``calibrations`` (default: shipped)."""
     outcomes: list[Outcome] = []
     skipped = 0
     wanted = set(splits)
@@ -160,7 +172,8 @@ def evaluate(
             continue
         raw = json.loads(cached.read_text(encoding="utf-8"))
         pages = [page_from_json(p) for p in (raw if isinstance(raw, list) else [raw])]
-        claim = extract_claim(pages, today=date(2026, 1, 1))
+        calibration = (calibrations or {}).get(receipt)
+        claim = extract_claim(pages, today=date(2026, 1, 1), calibration=calibration)
         key = json.loads((dataset / "key" / f"{receipt}.json").read_text(encoding="utf-8"))
         outcomes.append(
             Outcome(
@@ -337,6 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5, help="merchant-split folds")
     parser.add_argument("--show", choices=("errors", "wrong", "all"), default=None)
     parser.add_argument("--labels", type=Path, default=LABELS)
+    parser.add_argument(
+        "--shipped-calibration",
+        action="store_true",
+        help="confidences as the product reports them (maps fitted on all these receipts)",
+    )
     parser.add_argument("--receipts", metavar="IDS", help="only these, e.g. 216-399")
     parser.add_argument("--propose", metavar="IDS", help="e.g. 0-149 or 7,12: labelling aid")
     args = parser.parse_args(argv)
@@ -345,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     labels = load_labels(args.labels)
     only = set(_ids(args.receipts)) if args.receipts else None
-    outcomes, skipped = evaluate(labels, args.splits.split(","), only)
+    calibrations = None if args.shipped_calibration else fold_calibrations(args.folds)
+    outcomes, skipped = evaluate(labels, args.splits.split(","), only, calibrations)
     if args.show:
         show(outcomes, args.show, args.threshold)
     report(outcomes, args.threshold, args.folds)

@@ -26,9 +26,17 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-# The maps calibration.json holds: the four scored fields, and "overall", the chance that
-# total AND date are both right given the weaker of their raw confidences.
-CALIBRATED = ("total_amount", "service_date", "provider_name", "provider_address", "overall")
+# The maps calibration.json holds: the four scored fields, the invoice number (judged
+# against tests/data/sroie_invoice_numbers.csv), and "overall", the chance that total AND
+# date are both right given the weaker of their raw confidences.
+CALIBRATED = (
+    "total_amount",
+    "service_date",
+    "provider_name",
+    "provider_address",
+    "invoice_number",
+    "overall",
+)
 _PACKAGE_FILE = "calibration.json"
 
 

@@ -58,7 +58,12 @@ def lookalike_adjusted(confidence: float, lookalike_chars: Sequence[float]) -> f
     """
     if not lookalike_chars:
         return confidence
-    confidence *= LOOKALIKE_PENALTY
-    if min(lookalike_chars) < LOOKALIKE_SURE:
-        confidence = min(confidence, LOOKALIKE_CAP)
-    return confidence
+    return min(confidence * LOOKALIKE_PENALTY, lookalike_cap(lookalike_chars))
+
+
+def lookalike_cap(lookalike_chars: Sequence[float]) -> float:
+    """The most a value may show, calibrated or not, given its look-alike characters:
+    ``LOOKALIKE_CAP`` when any was recognised below ``LOOKALIKE_SURE``, else 1.0."""
+    if lookalike_chars and min(lookalike_chars) < LOOKALIKE_SURE:
+        return LOOKALIKE_CAP
+    return 1.0

@@ -27,6 +27,7 @@ from services.extraction.origin import CurrencyResult, Origin, decide_currency, 
 from services.extraction.provider import TextField, extract_provider
 from services.extraction.results import ClaimExtraction, Reason
 from services.extraction.service_date import DateResult, choose_date
+from services.extraction.tax_era import GST_FROM, before_gst
 from services.extraction.total_and_tax import (
     AmountResult,
     Labelled,
@@ -79,8 +80,8 @@ def extract_claim(
     date_order = _date_order_reasons(when, origin)
     if date_order and when.order_hint == "month_first" and when.alternative is not None:
         when = replace(when, value=when.alternative)  # the receipt's other dates say so
-    total, when, name, address, joint = _calibrated(
-        calibration or load_calibration(), total, when, name, address, checks
+    total, when, name, address, invoice, joint = _calibrated(
+        calibration or load_calibration(), total, when, name, address, invoice, checks
     )
 
     fields: dict[str, str | None] = {
@@ -102,6 +103,14 @@ def extract_claim(
         "currency": money.confidence,
     }
     reasons = _total_reasons(total, checks, threshold) + _date_reasons(when, threshold)
+    if before_gst(when.value, rows):
+        reasons.append(
+            Reason(
+                "date_before_gst",
+                f"The receipt charges GST, which Malaysia levied from {GST_FROM.isoformat()}, "
+                f"but its date reads {when.value}; check the date.",
+            )
+        )
     reasons += [r for r in date_order if r.code not in {x.code for x in reasons}]
     reasons += _invoice_reasons(invoice, threshold) + _currency_reasons(money)
     # NCB files the claim under the invoice number, so a read one counts like the total
@@ -139,16 +148,18 @@ def _calibrated(
     when: DateResult,
     name: TextField,
     address: TextField,
+    invoice: InvoiceResult,
     checks: Corroboration | None,
-) -> tuple[AmountResult, DateResult, TextField, TextField, float]:
+) -> tuple[AmountResult, DateResult, TextField, TextField, InvoiceResult, float]:
     """Fields with calibrated confidences, and the chance that total and date are both right.
 
     The joint chance is mapped from the weaker raw confidence of the two (the invoice
-    number, not calibrated, caps it afterwards). The maps were learnt on scans where a
+    number's calibrated confidence caps it afterwards). The maps were learnt on scans where a
     weakly read value was still mostly right, so they may not lift a doubt the rules
     have and the data cannot vouch for: a date stays under what its weakest recognised
     character allows, a total under its raw confidence unless the receipt's own
-    arithmetic reproduces it. No value: 0.
+    arithmetic reproduces it, an invoice number under its ``cap`` (an order number, an
+    unsure look-alike letter). No value: 0.
     """
     corroborated = checks is not None and checks.corroborated
     total_cap = 1.0 if corroborated else total.confidence
@@ -166,6 +177,10 @@ def _calibrated(
         replace(when, confidence=cal("service_date", when.value, when.confidence, date_cap)),
         replace(name, confidence=cal("provider_name", name.value, name.confidence)),
         replace(address, confidence=cal("provider_address", address.value, address.confidence)),
+        replace(
+            invoice,
+            confidence=cal("invoice_number", invoice.value, invoice.confidence, invoice.cap),
+        ),
         joint,
     )
 

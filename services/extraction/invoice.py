@@ -29,8 +29,10 @@ specific label, then the first row:
    date (``12-01-19 21:13 SH01 T4 R000027830``, ``20/04/2018 19:15 #1000000163``), or
    one alone on its row and printed twice (again under its barcode).
 
-Tiers 4 and 5 are guesses a person should confirm: their confidence stays under the
-submit threshold (``GUESSED``).
+Tier 4 is a guess a person should confirm: its confidence stays under the submit
+threshold (``GUESSED``), calibrated or not. Tier 5 starts no higher than ``PLACED``, and
+the calibration (``calibration.json``, fitted on the labelled shared receipts) says how
+often a number found by its place alone is right.
 
 Reading it. OCR confuses letters and digits that look alike (O/0, I/1, l/1, S/5, B/8,
 Z/2) in invoice numbers as much as in amounts, and one wrong character files the claim
@@ -67,15 +69,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from services.extraction.confidence import lookalike_adjusted, ocr_factor
+from services.extraction.confidence import lookalike_adjusted, lookalike_cap, ocr_factor
 from services.extraction.layout import Row, Span
 
 # How surely a labelled token is the document number: the label found it, not the page's
 # arithmetic, so it stays below a clean amount's evidence but clears the submit threshold.
 FOUND = 0.97
-# Ceiling for a number found by an order or reference label or by its place: often
-# right, but a person should confirm it before NCB files the claim under it.
-GUESSED = 0.85
+# Ceiling for a number found by an order or reference label: often another document's
+# number (the bank's reference on a card slip), so a person confirms it before NCB files
+# the claim under it, whatever the calibration says.
+GUESSED = 0.75
+# Raw ceiling for a number found by its place alone (beside the date, printed twice): the
+# calibration decides how far that is trusted, from how often such numbers were right.
+PLACED = 0.85
 # Letters OCR reads for the digit they resemble.
 LOOKALIKES = {
     "O": "0",
@@ -130,7 +136,7 @@ _LABELS = (
 )
 _TIER_BARE_NO = 3
 _TIER_UNLABELLED = 5
-_TIER_GUESSED = 4  # from this tier on, confidence is capped at GUESSED
+_TIER_GUESSED = 4  # an order or reference number: capped at GUESSED
 # A word before a label that makes it another number's label (GST REF NO, MEMBER NO).
 _OTHER_NUMBERS = frozenset(
     {"GST", "SST", "REG", "REGISTRATION", "COMPANY", "CO", "ROC", "BR", "BRN", "ID",
@@ -179,6 +185,9 @@ class InvoiceResult:
     corrected: bool = False  # some letter was read as the digit it resembles
     ambiguous: bool = False  # some look-alike letter could be either and was left as read
     source: Span | None = None  # where the number is printed
+    # The most its calibrated confidence may show: GUESSED for an order or reference
+    # number, LOOKALIKE_CAP for an unsurely read look-alike letter, else 1.0.
+    cap: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -543,10 +552,11 @@ def _unlabelled(rows: Sequence[Row]) -> list[_Candidate]:
 def extract_invoice_number(rows: Sequence[Row]) -> InvoiceResult:
     """The document number of the best label tier (value None when there is none).
 
-    Its confidence is ``FOUND`` times ``ocr_factor`` of the weakest character that carries
-    it (as for amounts), lowered further where look-alike letters were corrected or left
-    undecided (:func:`invoice_confidence`), and capped at ``GUESSED`` for an order number
-    or an unlabelled one.
+    Its (raw) confidence is ``FOUND`` times ``ocr_factor`` of the weakest character that
+    carries it (as for amounts), lowered further where look-alike letters were corrected
+    or left undecided (:func:`invoice_confidence`), at most ``GUESSED`` for an order or
+    reference number and ``PLACED`` for an unlabelled one. ``cap`` keeps guesses and
+    unsure look-alikes under the threshold once ``extract_claim`` calibrates it.
     """
     candidates = _labelled(rows) or _unlabelled(rows)
     if not candidates:
@@ -554,8 +564,11 @@ def extract_invoice_number(rows: Sequence[Row]) -> InvoiceResult:
     best = min(candidates, key=lambda c: (c.tier, c.rank, c.row_index))
     settled = settle_lookalikes(best.value)
     confidence = invoice_confidence(best.confs, settled)
-    if best.tier >= _TIER_GUESSED:
-        confidence = min(confidence, GUESSED)
+    cap = lookalike_cap([best.confs[i] for i in (*settled.corrected, *settled.ambiguous)])
+    if best.tier == _TIER_GUESSED:
+        confidence, cap = min(confidence, GUESSED), min(cap, GUESSED)
+    elif best.tier == _TIER_UNLABELLED:
+        confidence = min(confidence, PLACED)
     return InvoiceResult(
         value=settled.text.upper(),
         confidence=confidence,
@@ -563,4 +576,5 @@ def extract_invoice_number(rows: Sequence[Row]) -> InvoiceResult:
         corrected=bool(settled.corrected),
         ambiguous=bool(settled.ambiguous),
         source=best.source,
+        cap=cap,
     )

@@ -53,7 +53,10 @@ _STOP = re.compile(
 )
 _PHONE = re.compile(r"(?<!\d)0\d{1,2}[- ]?\d{3,4}[- ]?\d{4}(?!\d)|\b1[3-8]00[- ]?\d")
 _CONTACT_TAIL = re.compile(r"\s*\b(TEL|TELEFON|PHONE|FAX|H/?P|GST|EMAIL)\b.*$")
-_POSTCODE = re.compile(r"(?<!\d)\d{5}(?!\d)")
+# A five-digit postcode, not glued to letters or digits ("PT17920") and not the number of
+# a lot, plot or building ("LOT 37636", "NO. 12345"), which is as long.
+_POSTCODE = re.compile(r"(?<![A-Z0-9])\d{5}(?![0-9])")
+_LOT_BEFORE = re.compile(r"\b(LOT|PLOT|PT|PTD|NO|UNIT|GERAN|HS ?\(D\)|HSD)\.?\s*$")
 _HEADER_ROWS = 16
 _NAME_SEARCH_ROWS = 9
 
@@ -92,6 +95,10 @@ def _is_fragment(text: str) -> bool:
     rest = _BUSINESS.sub("", _LEGAL.sub("", text))
     rest = re.sub(r"\(\w{1,3}\)|[&.,]", " ", rest).strip()
     return not rest or text.count("(") != text.count(")") or text.lstrip().startswith("&")
+
+
+def _has_postcode(text: str) -> bool:
+    return any(not _LOT_BEFORE.search(text[: m.start()]) for m in _POSTCODE.finditer(text))
 
 
 def _address_like(text: str) -> bool:
@@ -134,12 +141,27 @@ def _name_rows(texts: list[str], raw: list[str]) -> tuple[list[int], bool]:
     return rows, strong
 
 
+def _town_before_state(text: str, following: str) -> bool:
+    """A town or district printed between the postcode and the state ("39100 BRINCHANG," /
+    "CAMERON HIGHLANDS," / "PAHANG"): a short row of words with the state right after."""
+    words = re.findall(r"[A-Z]+", text)
+    return (
+        not re.search(r"\d", text)
+        and 0 < len(words) <= 3
+        and not _STOP.search(text)
+        and bool(_REGION.search(following))
+        and not _STOP.search(following)
+    )
+
+
 def _address(header: Sequence[Row], texts: list[str], start: int) -> tuple[str | None, list[Row]]:
     parts: list[str] = []
     used: list[Row] = []
     skipped = 0
     seen_postcode = False
-    for row, text in zip(header[start:], texts[start:], strict=True):
+    for k in range(start, len(header)):
+        row, text = header[k], texts[k]
+        following = texts[k + 1] if k + 1 < len(texts) else ""
         cleaned = _REG_NO.sub("", text).strip(" -:,.()")
         if not cleaned or (not used and _PHONE.fullmatch(cleaned)):
             continue  # a registration-number row between the name and the address
@@ -166,12 +188,14 @@ def _address(header: Sequence[Row], texts: list[str], start: int) -> tuple[str |
             skipped += 1
         elif not used and (_LEGAL.search(text) or _NOT_NAME.search(text)):
             skipped += 1  # "OWNED BY ... SDN BHD", "FORMERLY KNOWN AS ..." before the address
-        elif seen_postcode and not (_REGION.search(text) or text.startswith("(")):
+        elif seen_postcode and not (
+            _REGION.search(text) or text.startswith("(") or _town_before_state(text, following)
+        ):
             break  # after the postcode only the state/country or a bracketed branch follow
         else:
             parts.append(text)
             used.append(row)
-            seen_postcode = seen_postcode or bool(_POSTCODE.search(text))
+            seen_postcode = seen_postcode or _has_postcode(text)
         if skipped > 3 or len(parts) >= 6:
             break
     return (" ".join(parts).strip() or None), used
@@ -192,7 +216,7 @@ def extract_provider(rows: Sequence[Row]) -> tuple[TextField, TextField]:
     name_conf = _mean_conf([header[i] for i in name_idx]) * (0.9 if strong else 0.6)
 
     address, used = _address(header, texts, name_idx[-1] + 1)
-    has_postcode = bool(address and _POSTCODE.search(address))
+    has_postcode = bool(address and _has_postcode(address))
     addr_conf = _mean_conf(used) * (0.85 if has_postcode else 0.5)
     name_source = tuple(Span.whole(header[i]) for i in name_idx)
     return (

@@ -18,7 +18,18 @@ from services.extraction.calibration import (
     load_calibration,
     reliability_table,
 )
-from tests.unit.test_extraction import CLEAN_TAIL, TODAY, amount_row, codes, receipt
+from services.extraction.confidence import LOOKALIKE_CAP
+from services.extraction.invoice import GUESSED
+from tests.unit.test_extraction import (
+    CLEAN_TAIL,
+    HEADER,
+    TODAY,
+    Row,
+    Seg,
+    amount_row,
+    codes,
+    receipt,
+)
 
 GRID = [i / 1000 for i in range(1001)]
 
@@ -126,3 +137,31 @@ def test_perfectly_calibrated_predictions_have_zero_ece() -> None:
     correct = [True, False, False, False, True, True, True, False]
     assert expected_calibration_error(reliability_table(confidences, correct)) == 0.0
     assert expected_calibration_error([]) == 0.0
+
+
+def _with_invoice_row(row: str) -> list[Row]:
+    return [r if r != "Invoice No: INV-20180012" else row for r in HEADER]
+
+
+@pytest.mark.parametrize(
+    ("row", "most"),
+    [
+        ("Invoice No: INV-20180012", 1.0),  # a labelled number: the map decides
+        ("ORDER #: 10442", GUESSED),  # an order number stays a guess for a person
+    ],
+)
+def test_invoice_number_is_calibrated_under_its_cap(row: str, most: float) -> None:
+    pages = [receipt(*CLEAN_TAIL, header=_with_invoice_row(row))]
+    result = extract_claim(pages, today=TODAY, calibration=Calibration.constant(1.0))
+    assert result.field_confidence["invoice_number"] == most
+    assert (result.route == "submit") is (most >= 0.9), result.reasons
+
+
+def test_an_unsurely_read_look_alike_in_the_invoice_number_stays_under_the_threshold() -> None:
+    header = [r for r in HEADER if not (isinstance(r, str) and r.startswith("Invoice No"))]
+    number = Seg(20, "Invoice No: 1O0234", weak="O", weak_conf=0.6)
+    pages = [receipt(*CLEAN_TAIL, header=[*header, [number]])]
+    result = extract_claim(pages, today=TODAY, calibration=Calibration.constant(1.0))
+    assert result.fields["invoice_number"] == "100234"
+    assert result.field_confidence["invoice_number"] == LOOKALIKE_CAP
+    assert "low_confidence_invoice_number" in codes(result)

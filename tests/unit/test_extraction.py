@@ -382,3 +382,39 @@ def test_an_unsure_invoice_number_does_not_hide_the_other_reasons() -> None:
     tail = [amount_row("TOTAL", "50.00", weak="50", weak_conf=0.4)]
     result = extract_claim([receipt(*tail, header=header)], today=TODAY)
     assert {"low_confidence_total", "low_confidence_invoice_number"} <= codes(result)
+
+
+@pytest.mark.parametrize(
+    ("address_rows", "expected"),
+    [
+        # A lot number as long as a postcode is not the postcode: the rows after it stay.
+        (
+            ["LOT 37636,JALAN 6/37A,", "TAMAN BUKIT MALURI,", "52100 KUALA LUMPUR"],
+            "LOT 37636,JALAN 6/37A, TAMAN BUKIT MALURI, 52100 KUALA LUMPUR",
+        ),
+        (
+            ["PT17920, SEKSYEN U9,", "40150 SHAH ALAM,", "SELANGOR DARUL EHSAN."],
+            "PT17920, SEKSYEN U9, 40150 SHAH ALAM, SELANGOR DARUL EHSAN.",
+        ),
+        # A town between the postcode and the state belongs to the address.
+        (
+            ["NO.17, 18 & 41, JALAN BESAR,", "39100 BRINCHANG,", "CAMERON HIGHLANDS,", "PAHANG"],
+            "NO.17, 18 & 41, JALAN BESAR, 39100 BRINCHANG, CAMERON HIGHLANDS, PAHANG",
+        ),
+        # ... but not a line that merely follows the postcode.
+        (
+            ["NO 8, JALAN 7/118B,", "56000 KUALA LUMPUR", "AMPANG POINT", "Cashier: 01"],
+            "NO 8, JALAN 7/118B, 56000 KUALA LUMPUR",
+        ),
+    ],
+)
+def test_address_runs_to_the_postcode_and_the_state(address_rows: list[str], expected: str) -> None:
+    header: list[Row] = [
+        "FUN N CHEER SDN BHD",
+        *address_rows,
+        "Tel: 03-6261 2536",
+        "Invoice No: INV-20180012",
+        "Date: 25/12/2018 10:31:02",
+    ]
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+    assert result.fields["provider_address"] == expected

@@ -431,3 +431,28 @@ def test_a_total_off_the_5_sen_grid_after_a_made_rounding_goes_to_review() -> No
     result = extract_claim([receipt(*tail, header=header)], today=TODAY)
     assert result.route == "review"
     assert "rounding_adjusted" in codes(result)
+
+
+def _gst_receipt_rows(day: str, *tail: Row) -> list[Row]:
+    """The usual header (with its GST registration number) dated ``day``."""
+    header = [r for r in HEADER if not (isinstance(r, str) and r.startswith("Date"))]
+    return [*header, f"Date: {day}", *tail]
+
+
+@pytest.mark.parametrize(
+    ("day", "tail", "flagged"),
+    [
+        # GST charged (a GST line with its amount) on a date before GST existed: misread.
+        ("15/03/2013", CLEAN_TAIL, True),
+        ("15/03/2018", CLEAN_TAIL, False),
+        # No GST charged: an old date is no contradiction (a GST number alone charges none).
+        ("15/03/2013", [amount_row("TOTAL", "50.00"), amount_row("CASH", "50.00")], False),
+    ],
+)
+def test_a_date_before_gst_on_a_receipt_that_charges_gst_goes_to_review(
+    day: str, tail: list[Row], flagged: bool
+) -> None:
+    result = extract_claim([page(*_gst_receipt_rows(day, *tail))], today=TODAY)
+    assert ("date_before_gst" in codes(result)) is flagged
+    if flagged:
+        assert result.route == "review"

@@ -15,6 +15,7 @@ from services.extraction.invoice import (
     FOUND,
     GUESSED,
     LOOKALIKES,
+    PLACED,
     InvoiceResult,
     Settled,
     extract_invoice_number,
@@ -138,6 +139,8 @@ def test_corrected_letters_cap_confidence_unless_clearly_recognised(
     result = read(text, weak_at(text, text.index("1O") + 1, conf))
     assert result.value == "100234"
     assert (result.confidence <= LOOKALIKE_CAP) is capped
+    # The cap holds once extract_claim calibrates the confidence, whatever the map says.
+    assert (result.cap == LOOKALIKE_CAP) is capped
     if not capped:
         assert result.confidence >= 0.9
 
@@ -368,7 +371,7 @@ def test_a_number_beside_its_label_but_read_into_the_row_above() -> None:
 def test_an_order_number_is_proposed_for_review_only() -> None:
     result = read("ORDER #: 10442")
     assert result.value == "10442"
-    assert result.confidence == GUESSED < 0.9
+    assert result.confidence == result.cap == GUESSED < 0.9
 
 
 @pytest.mark.parametrize(
@@ -380,19 +383,21 @@ def test_an_order_number_is_proposed_for_review_only() -> None:
         ("06/07/16 13:54 #001-1105624#", "001-1105624"),
     ],
 )
-def test_an_unlabelled_number_beside_the_date_is_proposed_for_review(
+def test_an_unlabelled_number_beside_the_date_starts_at_most_placed(
     line: str, expected: str
 ) -> None:
+    # Found by its place, not a label: the calibration says how far that is trusted.
     result = read(line)
     assert result.value == expected
-    assert result.confidence <= GUESSED < 0.9
+    assert result.confidence <= PLACED < FOUND
+    assert result.cap == 1.0
 
 
-def test_a_lone_number_printed_twice_is_proposed_for_review() -> None:
+def test_a_lone_number_printed_twice_is_found_by_its_place() -> None:
     result = read_page(("BAT02201803120255", 20, 100), ("THANK YOU", 20, 400),
                        ("BAT02201803120255", 20, 600))  # fmt: skip
     assert result.value == "BAT02201803120255"
-    assert result.confidence <= GUESSED
+    assert result.confidence <= PLACED
     assert read_page(("BAT02201803120255", 20, 100)).value is None
 
 
