@@ -29,8 +29,10 @@ MONTHS: dict[str, int] = {
 _MONTH_ALT = "|".join(sorted(MONTHS, key=len, reverse=True))
 
 _NUMERIC = re.compile(
-    r"(?<![\w/.-])(?P<d>\d{1,2})\s?(?P<s1>[/.-])\s?(?P<m>\d{1,2})\s?(?P<s2>[/.-])\s?"
-    r"(?P<y>\d{4}(?=\d{1,2}:\d{2})|(?:\d{4}|\d{2})(?![\d/]|\.\d))"  # "04/03/201815:41" glued
+    r"(?<![\w/.~-])(?P<d>\d{1,2})\s?(?P<s1>[/.~-])\s?(?P<m>\d{1,2})\s?(?P<s2>[/.~-])\s?"
+    # "04/03/201815:41" and "06/04/1711:43am": a time glued to a four- or two-digit year
+    r"(?P<y>\d{4}(?=\d{1,2}:\d{2})|(?!(?:19|20)\d\d:)\d{2}(?=\d{1,2}:\d{2})|"
+    r"(?:\d{4}|\d{2})(?![\d/]|\.\d))"
 )
 # One separator lost to OCR: "05 02-18", "2703/2018", "27032018" (trusted less).
 _DAMAGED = re.compile(

@@ -71,6 +71,9 @@ def test_format_amount() -> None:
         ("9 Oktober 2019", date(2019, 10, 9)),
         ("12/28/2017", date(2017, 12, 28)),  # day-first impossible: read month-first
         ("04/03/201815:41:52", date(2018, 3, 4)),  # OCR glued the time on
+        ("06/04/1711:43am", date(2017, 4, 6)),  # ... to a two-digit year
+        ("25/12/2018:10:31", date(2018, 12, 25)),  # a colon for the space: 2018, not 2020
+        ("05~05-17", date(2017, 5, 5)),  # "~" read for "-"
         ("20180304", date(2018, 3, 4)),
     ],
 )
