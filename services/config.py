@@ -44,6 +44,8 @@ class Settings(BaseSettings):
         default="cpu", pattern=r"^(cpu|(cuda|tensorrt)(:\d+)?)$", alias="OCR_DEVICE"
     )
     ocr_threads: int = Field(default=0, ge=0, alias="OCR_THREADS")
+    # OCR worker processes under `claims-ocr run`, each with its own engine.
+    ocr_processes: int = Field(default=1, ge=1, alias="OCR_PROCESSES")
     ocr_det_max_side: int = Field(default=1280, ge=320, alias="OCR_DET_MAX_SIDE")
     ocr_batch_size: int = Field(default=8, ge=1, alias="OCR_BATCH_SIZE")
     ocr_high_confidence_threshold: float = Field(

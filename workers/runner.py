@@ -449,7 +449,7 @@ def _run(settings: Settings, *, once: bool, timeout_s: float, stop: StopRequest)
         stack.callback(workers.stop, hurry=stop.hurry)
         level = settings.log_level
         ports = metrics_ports(settings.metrics_port)
-        workers.start_worker("ocr", "ocr", 1, level, metrics_port=ports["ocr"])
+        workers.start_worker("ocr", "ocr", settings.ocr_processes, level, metrics_port=ports["ocr"])
         workers.start_worker("submit", "submit,poll", 2, level, metrics_port=ports["submit"])
         workers.start_beat(
             settings.data_dir / "celerybeat-schedule", level, metrics_port=ports["beat"]

@@ -9,6 +9,7 @@ sessions must not cross one. :meth:`Resources.close` releases what was built.
 
 from __future__ import annotations
 
+import os
 import ssl
 from functools import cached_property
 from typing import Any
@@ -39,6 +40,14 @@ from workers.app import make_app
 from workers.dispatch import CeleryDispatcher
 
 
+def ocr_threads(settings: Settings) -> int:
+    """Engine threads per OCR process: ``OCR_THREADS``, or with 0 the cores shared out
+    among ``OCR_PROCESSES`` (0 with one process: the runtime takes every core)."""
+    if settings.ocr_threads or settings.ocr_processes == 1:
+        return settings.ocr_threads
+    return max(1, (os.cpu_count() or 1) // settings.ocr_processes)
+
+
 def build_ocr_engine(settings: Settings) -> OcrEngine:
     """The OCR engine ``OCR_ENGINE`` names, on ``OCR_DEVICE``."""
     if settings.ocr_engine == "onnx":
@@ -46,7 +55,7 @@ def build_ocr_engine(settings: Settings) -> OcrEngine:
 
         return OnnxOcrEngine(
             device=settings.ocr_device,
-            threads=settings.ocr_threads,
+            threads=ocr_threads(settings),
             det_max_side=settings.ocr_det_max_side,
             cache_dir=settings.data_dir / "tensorrt-cache",
         )
@@ -56,7 +65,7 @@ def build_ocr_engine(settings: Settings) -> OcrEngine:
         return PaddleOcrEngine(
             model_dir=settings.paddle_model_dir,
             device=settings.ocr_device,
-            threads=settings.ocr_threads,
+            threads=ocr_threads(settings),
             det_max_side=settings.ocr_det_max_side,
         )
     raise OcrError(f"Unknown OCR_ENGINE {settings.ocr_engine!r}; use onnx or paddle.")

@@ -39,7 +39,7 @@ from services import metrics
 from services.heartbeats import start_heartbeat
 from services.sentry import init_sentry
 from workers.app import make_app
-from workers.wiring import close_process_resources, process_resources
+from workers.wiring import close_process_resources, ocr_threads, process_resources
 
 log = get_logger(__name__)
 
@@ -103,6 +103,8 @@ def _build_process_resources(**_: Any) -> None:
             "OCR engine loaded",
             engine=type(engine).__name__,
             device=resources.settings.ocr_device,
+            threads=ocr_threads(resources.settings),
+            pid=os.getpid(),
             seconds=round(time.perf_counter() - started, 2),
         )
 

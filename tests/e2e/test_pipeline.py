@@ -169,6 +169,26 @@ def test_sample_inbox_end_to_end(tmp_path: Path, test_redis: str) -> None:
     assert len(read_records(data_dir / "ncb-standin.jsonl")) == len(claims)
 
 
+def test_two_ocr_processes_share_the_cores_and_the_queue(tmp_path: Path, test_redis: str) -> None:
+    data_dir = tmp_path / "data"
+    env = run_env(data_dir, test_redis, OCR_PROCESSES="2", OCR_BATCH_SIZE="1")
+    summary = finish_run(start_run(env, tmp_path), data_dir / "logs")
+
+    assert summary["emails"] == len(MANIFEST["emails"])
+    assert summary["in_progress"] == 0 and summary["failed"] == 0
+    assert summary["submitted"] >= 3
+    loaded = [
+        line for line in read_log_lines(data_dir / "logs")["ocr"]
+        if line["event"] == "OCR engine loaded"
+    ]  # fmt: skip
+    # Two pool processes, each with its own engine and its share of the cores.
+    assert len({line["pid"] for line in loaded}) == 2
+    assert {line["threads"] for line in loaded} == {max(1, (os.cpu_count() or 1) // 2)}
+    check_exactly_once(
+        Ledger(f"sqlite:///{data_dir / 'ledger.db'}"), read_records(data_dir / "ncb-standin.jsonl")
+    )
+
+
 def read_log_lines(log_dir: Path) -> dict[str, list[dict]]:
     """Every worker log's JSON lines, by process log name (Celery prints a few plain
     console lines of its own, e.g. at shutdown)."""
