@@ -49,16 +49,19 @@ def ocr_threads(settings: Settings) -> int:
 
 
 def build_ocr_engine(settings: Settings) -> OcrEngine:
-    """The OCR engine ``OCR_ENGINE`` names, on ``OCR_DEVICE``."""
+    """The OCR engine ``OCR_ENGINE`` names, on ``OCR_DEVICE`` (warmed up on a GPU)."""
     if settings.ocr_engine == "onnx":
         from services.ocr.onnx_engine import OnnxOcrEngine
 
-        return OnnxOcrEngine(
+        engine = OnnxOcrEngine(
             device=settings.ocr_device,
             threads=ocr_threads(settings),
             det_max_side=settings.ocr_det_max_side,
             cache_dir=settings.data_dir / "tensorrt-cache",
         )
+        if settings.ocr_device != "cpu":
+            engine.warm_up()  # TensorRT engines and cuDNN kernels before the first claim
+        return engine
     if settings.ocr_engine == "paddle":
         from services.ocr.paddle_engine import PaddleOcrEngine
 

@@ -34,7 +34,38 @@ CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
 _REC_HEIGHT = 48
 _DET_MIN_SIDE = 736
 _CLS_SHAPE = (48, 192)
+_CLS_BATCH = 16  # lines the orientation vote reads
 _MIN_LINE_SCORE = 0.5  # lines read below this are noise (speckles, stamps, barcodes)
+# Shape buckets (on a GPU): detection inputs padded up to a multiple of this many pixels a
+# side, recognition inputs to a multiple of this width, so a handful of shapes recur and
+# neither TensorRT nor cuDNN meets a new one after warm-up.
+_DET_BUCKET = 256
+_REC_BUCKET = 128
+# The widest recognition input on a GPU (a line 66 times as long as it is high); a wider
+# line is squeezed to it rather than given a shape of its own.
+_REC_MAX_WIDTH = 3200
+# Recognition widths run at warm-up: most lines; a longer one meets its shape at run time.
+_WARM_REC_WIDTHS = range(_REC_BUCKET, 1280 + 1, _REC_BUCKET)
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """The input shapes (N, C, H, W) one model sees: TensorRT builds one engine for the
+    whole range, tuned for ``opt``, instead of one per shape met."""
+
+    min: tuple[int, int, int, int]
+    opt: tuple[int, int, int, int]
+    max: tuple[int, int, int, int]
+
+    def tensorrt_options(self, input_name: str = "x") -> dict[str, str]:
+        def spec(shape: tuple[int, int, int, int]) -> str:
+            return f"{input_name}:" + "x".join(map(str, shape))
+
+        return {
+            "trt_profile_min_shapes": spec(self.min),
+            "trt_profile_opt_shapes": spec(self.opt),
+            "trt_profile_max_shapes": spec(self.max),
+        }
 
 
 @dataclass(frozen=True)
@@ -50,12 +81,10 @@ def bundled_model_dir() -> Path:
     return Path(str(importlib.resources.files("rapidocr") / "models"))
 
 
-def _providers(device: str, cache_dir: Path | None = None) -> list[Any]:
-    """The execution providers for ``device``, with their options, CPU last.
-
-    TensorRT builds an engine per input shape on first use (minutes); with ``cache_dir``
-    it keeps them on disk, so a restarted worker does not build them again.
-    """
+def _providers(
+    device: str, cache_dir: Path | None = None, profile: ShapeProfile | None = None
+) -> list[Any]:
+    """The execution providers for ``device``, with their options, CPU last."""
     kind, index = parse_device(device)
     if kind == "cpu":
         return ["CPUExecutionProvider"]
@@ -67,14 +96,33 @@ def _providers(device: str, cache_dir: Path | None = None) -> list[Any]:
             f"here (available: {', '.join(available)}). Install the 'gpu' extra "
             "(onnxruntime-gpu) on a machine with an NVIDIA GPU, or set OCR_DEVICE=cpu."
         )
+    options = gpu_provider_options(kind, index, cache_dir, profile)
+    return [(name, options[name]) for name in wanted] + ["CPUExecutionProvider"]
+
+
+def gpu_provider_options(
+    kind: str, index: int, cache_dir: Path | None = None, profile: ShapeProfile | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each GPU provider's options for GPU ``index``.
+
+    TensorRT builds an engine for the model's shape ``profile`` on first use (minutes);
+    with ``cache_dir`` it keeps it on disk, so a restarted worker does not build it again.
+    """
     options: dict[str, dict[str, Any]] = {"CUDAExecutionProvider": {"device_id": index}}
     if kind == "tensorrt":
         trt: dict[str, Any] = {"device_id": index, "trt_fp16_enable": True}
         if cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)
             trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir))
+        if profile is not None:
+            trt.update(profile.tensorrt_options())
         options["TensorrtExecutionProvider"] = trt
-    return [(name, options[name]) for name in wanted] + ["CPUExecutionProvider"]
+    return options
+
+
+def bucket(size: int, step: int) -> int:
+    """``size`` rounded up to a multiple of ``step``."""
+    return max(step, math.ceil(size / step) * step)
 
 
 class OnnxOcrEngine:
@@ -91,23 +139,33 @@ class OnnxOcrEngine:
         batch_size: int | None = None,
         model_dir: Path | None = None,
         cache_dir: Path | None = None,
+        shape_buckets: bool | None = None,
     ) -> None:
-        """``cache_dir``: where TensorRT keeps the engines it builds (``tensorrt`` only)."""
+        """``cache_dir``: where TensorRT keeps the engines it builds (``tensorrt`` only).
+        ``shape_buckets``: pad inputs to a few recurring shapes (default: on a GPU)."""
         model_dir = model_dir or bundled_model_dir()
-        providers = _providers(device, cache_dir)
+        on_gpu = device != "cpu"
+        # On a CPU, padding pages or crops to a common size costs more than it saves.
+        self._det_batch = batch_size or (8 if on_gpu else 1)
+        self._rec_batch = 64 if on_gpu else 8
+        self._det_max_side = det_max_side
+        self._buckets = on_gpu if shape_buckets is None else shape_buckets
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
         try:
-            self._det = ort.InferenceSession(str(model_dir / DET_MODEL), options, providers)
-            self._rec = ort.InferenceSession(str(model_dir / REC_MODEL), options, providers)
-            self._cls = ort.InferenceSession(str(model_dir / CLS_MODEL), options, providers)
+            self._det = self._session(model_dir / DET_MODEL, options, device, cache_dir, "det")
+            self._rec = self._session(model_dir / REC_MODEL, options, device, cache_dir, "rec")
+            self._cls = self._session(model_dir / CLS_MODEL, options, device, cache_dir, "cls")
+        except OcrError:
+            raise
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise OcrError(f"Could not load the PP-OCR models from {model_dir}: {exc}") from exc
-        if providers[0] != "CPUExecutionProvider":
+        kind, _ = parse_device(device)
+        if kind != "cpu":
             # ONNX Runtime falls back to the CPU, with a warning only, when the GPU it was
             # given is absent or unusable; a GPU worker must not quietly run on the CPU.
-            wanted, _ = providers[0]
+            wanted = GPU_PROVIDERS[kind][0]
             if self._det.get_providers()[0] != wanted:
                 raise OcrError(
                     f"OCR_DEVICE={device}: ONNX Runtime could not use that GPU ({wanted} "
@@ -119,19 +177,62 @@ class OnnxOcrEngine:
             raise OcrError(f"{REC_MODEL} carries no character dictionary.")
         # CTC: index 0 is the blank; the dictionary is followed by a space.
         self._charset = ["", *charset.splitlines(), " "]
-        self._on_gpu = device != "cpu"
-        # On a CPU, padding pages or crops to a common size costs more than it saves.
-        self._det_batch = batch_size or (8 if self._on_gpu else 1)
-        self._rec_batch = 64 if self._on_gpu else 8
-        self._det_max_side = det_max_side
         self._db = DBPostProcess(
             thresh=0.3, box_thresh=0.5, unclip_ratio=1.6, use_dilation=True, score_mode="fast"
         )
 
+    def profile(self, model: str) -> ShapeProfile:
+        """The input shapes ``model`` ("det", "rec" or "cls") sees from this engine."""
+        if model == "det":
+            side = bucket(self._det_max_side, _DET_BUCKET if self._buckets else 32)
+            return ShapeProfile(
+                (1, 3, 32, 32), (self._det_batch, 3, side, side), (self._det_batch, 3, side, side)
+            )
+        if model == "rec":
+            return ShapeProfile(
+                (1, 3, _REC_HEIGHT, _REC_HEIGHT),
+                (self._rec_batch, 3, _REC_HEIGHT, 640),
+                (self._rec_batch, 3, _REC_HEIGHT, _REC_MAX_WIDTH),
+            )
+        height, width = _CLS_SHAPE
+        return ShapeProfile(
+            (1, 3, height, width), (_CLS_BATCH, 3, height, width), (_CLS_BATCH, 3, height, width)
+        )
+
+    def _session(
+        self,
+        path: Path,
+        options: ort.SessionOptions,
+        device: str,
+        cache_dir: Path | None,
+        model: str,
+    ) -> ort.InferenceSession:
+        providers = _providers(device, cache_dir, self.profile(model))
+        return ort.InferenceSession(str(path), options, providers)
+
     # -- public -------------------------------------------------------------------
 
+    def warm_up(self) -> int:
+        """Run each model once at every bucketed shape a call can give it, so TensorRT
+        builds (or loads from its cache) its engines and cuDNN picks its kernels at worker
+        start, not on the first claims. Returns the number of runs."""
+        det = self.profile("det").max
+        sides = range(_DET_BUCKET, det[2] + 1, _DET_BUCKET) if self._buckets else (det[2],)
+        shapes = [(n, 3, h, w) for n in sorted({1, self._det_batch}) for h in sides for w in sides]
+        for shape in shapes:
+            self._det.run(None, {"x": np.ones(shape, dtype=np.float32)})
+        widths = _WARM_REC_WIDTHS if self._buckets else (640,)
+        for width in widths:
+            batch = np.zeros((self._rec_batch, 3, _REC_HEIGHT, width), dtype=np.float32)
+            self._rec.run(None, {"x": batch})
+        self._cls.run(None, {"x": np.zeros(self.profile("cls").opt, dtype=np.float32)})
+        return len(shapes) + len(widths) + 1
+
     def read(self, pages: Sequence[np.ndarray]) -> list[PageText]:
-        upright = [self._upright(page) for page in pages]
+        # Detection over all the pages in batches first (true batches on a GPU); a page
+        # that lies sideways or upside down is then turned and detected again alone.
+        first = self._detect(pages)
+        upright = [self._upright(page, dets) for page, dets in zip(pages, first, strict=True)]
         detected = [dets for _, _, dets in upright]
         crops = [d.crop for dets in detected for d in dets]
         texts = self._recognise(crops)
@@ -153,14 +254,16 @@ class OnnxOcrEngine:
 
     # -- orientation ----------------------------------------------------------------
 
-    def _upright(self, page: np.ndarray) -> tuple[np.ndarray, int, list[_Detected]]:
-        """Detect text, turning the page a quarter or half turn if it lies sideways or flipped.
+    def _upright(
+        self, page: np.ndarray, dets: list[_Detected]
+    ) -> tuple[np.ndarray, int, list[_Detected]]:
+        """Turn the page (text ``dets``) a quarter or half turn if it lies sideways or
+        flipped, and detect its text again.
 
         Also returns the clockwise quarter turns given (``PageText.turns``), so boxes on
         the turned page can be mapped back onto the page as handed in.
         """
         turns = 0
-        dets = self._detect([page])[0]
         tall = sum(1 for d in dets if _is_tall(d.box))
         if len(dets) >= 3 and tall > len(dets) / 2:
             page = np.ascontiguousarray(np.rot90(page, k=-1))  # a clockwise quarter turn
@@ -176,7 +279,7 @@ class OnnxOcrEngine:
         """Majority vote of the 180-degree line classifier over the widest lines."""
         if len(crops) < 2:
             return False
-        sample = sorted(crops, key=lambda c: c.shape[1] / c.shape[0], reverse=True)[:16]
+        sample = sorted(crops, key=lambda c: c.shape[1] / c.shape[0], reverse=True)[:_CLS_BATCH]
         height, width = _CLS_SHAPE
         batch = np.stack([_resize_norm(c, height, width) for c in sample])
         probs = self._cls.run(None, {"x": batch})[0]
@@ -192,6 +295,8 @@ class OnnxOcrEngine:
             resized = [self._det_resize(p) for p in chunk]
             height = max(r.shape[0] for r in resized)
             width = max(r.shape[1] for r in resized)
+            if self._buckets:
+                height, width = bucket(height, _DET_BUCKET), bucket(width, _DET_BUCKET)
             # Pad with white paper (1.0 after normalisation) so padding reads as blank.
             batch = np.ones((len(chunk), 3, height, width), dtype=np.float32)
             for i, r in enumerate(resized):
@@ -231,6 +336,8 @@ class OnnxOcrEngine:
                 end += 1
             ids = order[start:end]
             width = max(_REC_HEIGHT, math.ceil(_REC_HEIGHT * max(ratios[i] for i in ids)))
+            if self._buckets:
+                width = min(bucket(width, _REC_BUCKET), _REC_MAX_WIDTH)
             batch = np.zeros((len(ids), 3, _REC_HEIGHT, width), dtype=np.float32)
             for row, i in enumerate(ids):
                 batch[row] = _resize_norm(crops[i], _REC_HEIGHT, width)

@@ -10,7 +10,13 @@ import pytest
 
 from services.demo.receipts import random_spec, render_receipt
 from services.ocr.engine import OcrError, parse_device
-from services.ocr.onnx_engine import OnnxOcrEngine, _providers
+from services.ocr.onnx_engine import (
+    OnnxOcrEngine,
+    ShapeProfile,
+    _providers,
+    bucket,
+    gpu_provider_options,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +107,46 @@ def test_each_gpu_provider_gets_the_gpu_number_and_tensorrt_a_disk_cache(tmp_pat
     trt = providers[0][1]
     assert trt["device_id"] == 1 and trt["trt_engine_cache_path"] == str(tmp_path / "trt")
     assert providers[1][1] == {"device_id": 1}
+
+
+def test_tensorrt_gets_one_shape_profile_per_model_and_cuda_the_gpu_number(tmp_path) -> None:
+    """The options each GPU provider is given (built without a GPU: no session here)."""
+    profile = ShapeProfile((1, 3, 32, 32), (8, 3, 1280, 1280), (8, 3, 1280, 1280))
+    options = gpu_provider_options("tensorrt", 1, tmp_path / "trt", profile)
+    trt = options["TensorrtExecutionProvider"]
+    assert trt["trt_profile_min_shapes"] == "x:1x3x32x32"
+    assert trt["trt_profile_opt_shapes"] == trt["trt_profile_max_shapes"] == "x:8x3x1280x1280"
+    assert trt["trt_engine_cache_enable"] and (tmp_path / "trt").is_dir()
+    assert options["CUDAExecutionProvider"] == {"device_id": 1}
+    assert set(gpu_provider_options("cuda", 0)) == {"CUDAExecutionProvider"}
+
+
+def test_the_engines_profiles_cover_every_shape_its_calls_give() -> None:
+    engine = OnnxOcrEngine(shape_buckets=True, batch_size=8, det_max_side=1280)
+    det, rec = engine.profile("det"), engine.profile("rec")
+    assert det.max == (8, 3, 1280, 1280) and det.min == (1, 3, 32, 32)
+    assert rec.max[0] == 8 and rec.max[2] == 48 and rec.max[3] >= 3200
+    assert [bucket(n, 256) for n in (1, 256, 257, 736, 1280)] == [256, 256, 512, 768, 1280]
+
+
+def test_bucketed_batches_read_what_page_by_page_reads(receipt) -> None:
+    """The GPU's call shape (pages detected together, inputs padded to shape buckets) run
+    on the CPU: the same lines as the CPU's page-by-page reading, a turned page included."""
+    page, expected = receipt
+    small = np.ascontiguousarray(page[: page.shape[0] // 2])
+    turned = np.ascontiguousarray(np.rot90(page, k=1))
+    pages = [page, small, turned]
+    plain = OnnxOcrEngine(threads=2)
+    bucketed = OnnxOcrEngine(threads=2, shape_buckets=True, batch_size=3)
+    one_by_one = [plain.read([p])[0] for p in pages]
+    together = bucketed.read(pages)
+    assert [r.turns for r in together] == [r.turns for r in one_by_one] == [0, 0, 1]
+    for a, b in zip(one_by_one, together, strict=True):
+        assert [line.text for line in a.lines] == [line.text for line in b.lines]
+    assert expected["total"] in _text(together[2])
+
+
+def test_warm_up_runs_every_bucketed_shape_once() -> None:
+    engine = OnnxOcrEngine(threads=2, shape_buckets=True, batch_size=2, det_max_side=512)
+    # Detection: batches of 1 and 2 at 256/512 a side (8); recognition: 10 widths; cls: 1.
+    assert engine.warm_up() == 8 + 10 + 1
