@@ -15,7 +15,8 @@ turns page by page, so a noisy machine (other work on the same cores) hits them 
 Every reader's time includes decoding the page. Then the whole pipeline: one claim email
 per page (or ``--pipeline generated`` receipts from the load test) through
 ``claims-ocr run --demo --once`` (Celery workers on Redis, the NCB stand-in), timed from
-each job's enqueue to its extraction in the ledger.
+each job's enqueue to its extraction in the ledger; ``--ocr-processes N`` (repeatable)
+runs it once per ``OCR_PROCESSES`` value.
 
 Prints, per reader: pages/s and the ratio to rapidocr's default pipeline in the same run,
 CPU seconds per page (steadier than wall time when others load the machine), p50/p95
@@ -389,6 +390,7 @@ _RUN_SETTINGS = {"CELERY_BROKER_URL", "NCB_API_BASE_URL", "MAILDIR_PATH", "DATAB
 class PipelineRun:
     emails: int
     broker: str
+    ocr_processes: int = 1
     pages: int = 0
     seconds: float = 0.0  # first job enqueued -> last job extracted
     wall_s: float = 0.0
@@ -400,7 +402,11 @@ class PipelineRun:
 
 
 def run_pipeline(
-    docs: Sequence[Document], generated: int, redis_url: str, data_dir: Path
+    docs: Sequence[Document],
+    generated: int,
+    redis_url: str,
+    data_dir: Path,
+    ocr_processes: int = 1,
 ) -> PipelineRun:
     """The emails through ``claims-ocr run --demo --once``; times from the ledger and logs."""
     import redis
@@ -421,9 +427,14 @@ def run_pipeline(
     except redis.RedisError:
         broker = "embedded (Redis did not answer)"
     emails = len(list(inbox.glob("*.eml")))
-    run = PipelineRun(emails, broker)
+    run = PipelineRun(emails, broker, ocr_processes)
     env = {k: v for k, v in os.environ.items() if k not in _RUN_SETTINGS}
-    env.update(CLAIMS_OCR_ENV="demo", CLAIMS_OCR_DATA_DIR=str(data_dir), REDIS_URL=redis_url)
+    env.update(
+        CLAIMS_OCR_ENV="demo",
+        CLAIMS_OCR_DATA_DIR=str(data_dir),
+        REDIS_URL=redis_url,
+        OCR_PROCESSES=str(ocr_processes),
+    )
     timeout_s = 300 + 10 * emails
     since = datetime.now(UTC)
     argv = [sys.executable, "-m", "workers.cli", "run", "--demo", "--once"]
@@ -513,7 +524,7 @@ def summarise(
 
 def pipeline_row(run: PipelineRun, keys: dict[str, Path]) -> dict[str, Any]:
     return {
-        "reader": f"{PIPELINE} ({run.emails} emails)",
+        "reader": f"{PIPELINE} ({run.emails} emails, OCR_PROCESSES={run.ocr_processes})",
         "pages": run.pages,
         "seconds": round(run.seconds, 2),
         "pages_per_s": run.pages / run.seconds if run.seconds else None,
@@ -577,6 +588,13 @@ def main() -> int:
         help="emails carrying the benchmark's pages (default), load-test receipts, or none",
     )
     parser.add_argument("--claims", type=int, default=0, help="generated emails (default: pages)")
+    parser.add_argument(
+        "--ocr-processes",
+        type=int,
+        action="append",
+        default=[],
+        help="OCR_PROCESSES of a pipeline run (repeatable, one run each; default: the setting)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -665,12 +683,14 @@ def main() -> int:
         print_table(rows)
         print(flush=True)
 
-    pipeline = None
+    pipelines = []
     if args.pipeline != "none":
         generated = (args.claims or len(docs)) if args.pipeline == "generated" else 0
-        with tempfile.TemporaryDirectory(prefix="claims-ocr-bench-") as tmp:
-            pipeline = run_pipeline(docs, generated, args.redis_url, Path(tmp))
-        rows.append(pipeline_row(pipeline, {} if generated else keys))
+        for processes in args.ocr_processes or [settings.ocr_processes]:
+            with tempfile.TemporaryDirectory(prefix="claims-ocr-bench-") as tmp:
+                pipeline = run_pipeline(docs, generated, args.redis_url, Path(tmp), processes)
+            pipelines.append(pipeline)
+            rows.append(pipeline_row(pipeline, {} if generated else keys))
 
     report = {
         "pages": len(docs),
@@ -682,11 +702,12 @@ def main() -> int:
         "readers": rows,
     }
     print_table(rows)
-    if pipeline is not None:
+    for pipeline in pipelines:
         print(
-            f"pipeline: {pipeline.wall_s:.0f} s wall for {pipeline.emails} emails "
-            f"(broker {pipeline.broker}, runner exit {pipeline.exit_code}); pages/s from the "
-            f"first enqueue to the last extraction; p50/p95 are the OCR step's s/page"
+            f"pipeline (OCR_PROCESSES={pipeline.ocr_processes}): {pipeline.wall_s:.0f} s wall "
+            f"for {pipeline.emails} emails (broker {pipeline.broker}, runner exit "
+            f"{pipeline.exit_code}); pages/s from the first enqueue to the last extraction; "
+            "p50/p95 are the OCR step's s/page"
         )
     print(f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     if args.json:
