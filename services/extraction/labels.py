@@ -31,7 +31,7 @@ def normalise(text: str) -> str:
     t = text.upper()
     t = re.sub(r"(?<=[A-Z])0|0(?=[A-Z])", "O", t)
     t = re.sub(r"[^A-Z0-9% ]+", " ", t)
-    t = re.sub(r"\bT[OAQ]T[AO]L\b|\bTOTA1\b|\bT0TAL\b", "TOTAL", t)  # common misreads
+    t = re.sub(r"\bT[OAQ]T[AOE]L\b|\bTOTA1\b|\bT0TAL\b", "TOTAL", t)  # common misreads
     return re.sub(r"\s+", " ", t).strip()
 
 
@@ -49,20 +49,23 @@ _RULES: list[tuple[Kind, re.Pattern[str]]] = [
     (Kind.CHANGE, re.compile(r"\bCHANGE\b|\bCHG DUE\b|\bBAKI\b")),
     (Kind.CASH, re.compile(
         r"\bCAS+H+\b|\bTENDER(ED)?\b|\bPAID\b|\bPAYMENT\b|\bVISA\b|\bMASTER ?CARD\b|\bCARD\b|"
-        r"\bCREDIT\b|\bDEBIT\b|\bAMEX\b|\bTUNAI\b|\bE ?WALLET\b|\bBOOST\b|\bGRAB ?PAY\b")),
+        r"\bCREDIT\b|\bDEBIT\b|\bAMEX\b|\bTUNAI\b|\bE ?WALLET\b|\bBOOST\b|\bGRAB ?PAY\b|"
+        r"^PAY$")),
     (Kind.GRAND_TOTAL, re.compile(
         r"\bGRAND TOTAL\b|\bNETT? ?TOTAL\b|\bNETT? (AMT|AMOUNT)\b|\bTOTAL (AMT |AMOUNT )?PAYABLE\b|"
         r"\b(AMT|AMOUNT) (DUE|TO BE PAID|TO PAY|PAYABLE)\b|\bTOTAL DUE\b|"
         r"\bROUNDED TOTAL\b|\bTOTAL (AMT |AMOUNT )?ROUNDED\b|"
         r"\bTOTAL AFTER (ROUNDING|ADJ)|\bTOTAL (AMT |AMOUNT |SALES |RM )*"
-        r"(INCL|INC|INCLUSIVE|INCLUDING|WITH)\b|\bJUMLAH\b")),
+        r"(INCL|INC|INCLUSIVE|INCLUDING|WITH)\b|\bJUMLAH\b|"
+        # "Total Saies Inclusive GST": one misread word between TOTAL and INCLUSIVE
+        r"\bTOTAL (?!GST|SST|TAX)[A-Z]+ (INCL|INC|INCLUSIVE|INCLUDING)\b")),
     (Kind.ROUNDING, re.compile(
         r"^(?!.*(TOTAL|\bTTL\b)).*(\bROUND(ING|ED)?\b|\bRND\b|\bADJ(USTMENT)?\b|\bPEMBUNDARAN\b)")),
     (Kind.WEAK_TOTAL, re.compile(r"\bTOTAL INCLUDES?\b")),
     (Kind.TAX, re.compile(
         r"\b(GST|SST|TAX|SERVICE TAX|SALES TAX|CUKAI)\b"
         r"(?! ?(ID|REG|NO|NUM|INVOICE|RECEIPT|SUMMARY))")),
-    (Kind.TOTAL, re.compile(r"\bTOTAL\b|^TL\b|\bTTL\b|\bTOTA\b|\bOTAL\b")),
+    (Kind.TOTAL, re.compile(r"\bTOTAL\b|^TL\b|\bTTL\b|\bTOTA\b|\bOTAL\b|^DUE$")),
     (Kind.WEAK_TOTAL, re.compile(r"\bAMOUNT\b|\bAMT\b")),
 ]  # fmt: skip
 

@@ -110,6 +110,13 @@ def test_codes_are_not_dates(text: str) -> None:
         ("TOTAL (RM):", Kind.TOTAL),
         ("T0TAL:", Kind.TOTAL),
         ("Tatal:", Kind.TOTAL),
+        ("Totel:", Kind.TOTAL),
+        ("Due", Kind.TOTAL),  # "Due 7.50" above "Pay 20.00"
+        ("Total Saies Inclusive GST :", Kind.GRAND_TOTAL),  # one word misread
+        ("Total GST Inclusive", Kind.TAX),
+        ("Balance Due", Kind.OTHER),
+        ("Pay", Kind.CASH),
+        ("Amount to pay", Kind.GRAND_TOTAL),
         ("SUBTOTAL", Kind.SUBTOTAL),
         ("SUB-TOTAL (GST)", Kind.SUBTOTAL),
         ("Total Sales (Excluding GST) :", Kind.SUBTOTAL),
