@@ -14,7 +14,7 @@ from decimal import Decimal
 
 _AMOUNT = re.compile(
     r"(?<![\w.,])"  # not glued to another number or word
-    r"(?P<neg0>-)?\s?(?P<cur>RM|MYR|\$)?\s?"
+    r"(?P<neg0>-)?\s?(?P<cur>RM|MYR|\$|PM(?=\d))?\s?"  # "PM1.00": RM misread
     r"(?P<neg>-)?\s?"
     r"(?P<num>\d{1,3}(?:,\d{3})+\.\d{2}|\d+\.\d{2}|\d+,\d{2})"
     r"(?P<trail>-)?"
@@ -30,7 +30,7 @@ class Amount:
     value: Decimal
     start: int  # offset of the first digit
     end: int  # offset after the last digit
-    currency: str | None  # "RM", "MYR", "$" when printed next to it
+    currency: str | None  # "RM", "MYR", "$" when printed next to it ("PM" read for RM)
     comma_decimal: bool  # decimal comma: likely an OCR misread of "."
     negative: bool
 

@@ -22,6 +22,8 @@ from services.extraction.money import find_amounts, format_amount, parse_amount
         ("$8.20", "8.20"),
         ("TOTAL : RM 1,000.00", "1000.00"),
         ("12,50", "12.50"),  # decimal comma misread by OCR
+        ("Total PM1.00", "1.00"),  # RM misread as PM
+        ("08:25 PM 12.50", "12.50"),  # a time's PM is no currency, and no amount is lost
     ],
 )
 def test_amount_formats(text: str, expected: str) -> None:
