@@ -5,8 +5,10 @@ more than a correct one sent to a person, so anything short of a confident total
 confident, plausible service date (and, where one is printed, a confidently read invoice
 number) goes to review with the reasons spelled out. On top of confidence, a claim goes
 to NCB unseen only when its total is corroborated by the receipt's own arithmetic
-(``total_checks``), it is in the configured currency (``origin``), and its date cannot
-be read two ways.
+(``total_checks``), it is in the configured currency (``origin``), and its date can
+neither be read two ways nor precede the tax the receipt charges (``tax_era``).
+Confidences are calibrated probabilities (``calibration``); the total may be chosen by
+the learned scorer where it beat the rules (``candidate_scorer``).
 """
 
 from __future__ import annotations
@@ -154,8 +156,8 @@ def _calibrated(
     """Fields with calibrated confidences, and the chance that total and date are both right.
 
     The joint chance is mapped from the weaker raw confidence of the two (the invoice
-    number's calibrated confidence caps it afterwards). The maps were learnt on scans where a
-    weakly read value was still mostly right, so they may not lift a doubt the rules
+    number's calibrated confidence caps it afterwards). The maps were learnt on scans where
+    a weakly read value was still mostly right, so they may not lift a doubt the rules
     have and the data cannot vouch for: a date stays under what its weakest recognised
     character allows, a total under its raw confidence unless the receipt's own
     arithmetic reproduces it, an invoice number under its ``cap`` (an order number, an
