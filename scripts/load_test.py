@@ -419,11 +419,13 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: Path) -> RunResult:
                 if thread is not None and thread.is_alive():
                     thread.stop()
 
+        def faults_cycled() -> bool:
+            return faults is None or len(faults.applied) >= len(NCB_FAULTS)
+
         def faults_may_stop(submitted: int) -> bool:
             """Faults end once every kind was applied and half the claims reached NCB
             under them; the rest then drain through a healthy NCB."""
-            cycled = faults is None or len(faults.applied) >= len(NCB_FAULTS)
-            return cycled and submitted >= args.claims / 2
+            return faults_cycled() and submitted >= args.claims / 2
 
         try:
             if mode == "burst":
@@ -440,6 +442,7 @@ def run_mode(mode: str, args: argparse.Namespace, data_dir: Path) -> RunResult:
                     arrivals,
                     faults_may_stop,
                     stop_faults,
+                    faults_cycled,
                 )
         finally:
             stop_faults()
@@ -489,8 +492,10 @@ def _serve_steady(
     arrivals: dict[str, datetime],
     faults_may_stop: Callable[[int], bool],
     stop_faults: Callable[[], None],
+    faults_cycled: Callable[[], bool],
 ) -> int:
-    """Feed the inbox at ``--rate``, wait until every job is at rest, then SIGTERM.
+    """Feed the inbox at ``--rate``, wait until every job is at rest and the fault cycle
+    has run through (jobs may come to rest during its last window), then SIGTERM.
 
     Faults stop once ``faults_may_stop(submitted)`` says so (never before the last
     arrival)."""
@@ -514,7 +519,7 @@ def _serve_steady(
             return proc.returncode
     deadline = time.monotonic() + timeout_s
     with Ledger(_ledger_url(data_dir, args)) as ledger:
-        while not _at_rest(ledger, since, len(staged), inbox):
+        while not (_at_rest(ledger, since, len(staged), inbox) and faults_cycled()):
             submitted = sum(j.state in SUBMITTED for j in _jobs(ledger, since))
             if faults_may_stop(submitted):
                 stop_faults()
