@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -48,6 +48,9 @@ DATASETS = (
     (SHARED / "datasets/sroie-dev", ROOT / "data/eval/ocr-sroie-dev"),
     (SHARED / "datasets/sroie-train", ROOT / "data/eval/ocr-sroie-train"),
 )
+T = TypeVar("T")
+M = TypeVar("M")
+
 PACKAGE_FILE = ROOT / "services/extraction/calibration.json"
 # The invoice number of every shared receipt ("" where it prints none), labelled by hand.
 INVOICE_LABELS = ROOT / "tests/data/sroie_invoice_numbers.csv"
@@ -291,20 +294,24 @@ def calibrate(outcome: Outcome, calibration: Calibration, fold: int) -> Calibrat
     return Calibrated(outcome, conf, fold)
 
 
+def fit_per_fold(
+    items: Sequence[T], folds: Sequence[int], fit: Callable[[Sequence[T]], M]
+) -> dict[int, M]:
+    """Fold -> what ``fit`` makes of the other folds' items (never the fold's own)."""
+    return {
+        f: fit([item for item, k in zip(items, folds, strict=True) if k != f])
+        for f in sorted(set(folds))
+    }
+
+
 def out_of_fold(
     outcomes: Sequence[Outcome],
     folds: Sequence[int],
     fit: Callable[[Sequence[Outcome]], Calibration] = fit_calibration,
 ) -> list[Calibrated]:
     """Each receipt calibrated by a map fitted on the other folds only."""
-    out: list[Calibrated | None] = [None] * len(outcomes)
-    for f in sorted(set(folds)):
-        train = [o for o, k in zip(outcomes, folds, strict=True) if k != f]
-        calibration = fit(train)
-        for i, (o, k) in enumerate(zip(outcomes, folds, strict=True)):
-            if k == f:
-                out[i] = calibrate(o, calibration, f)
-    return [c for c in out if c is not None]
+    fitted = fit_per_fold(outcomes, folds, fit)
+    return [calibrate(o, fitted[f], f) for o, f in zip(outcomes, folds, strict=True)]
 
 
 @dataclass(frozen=True)

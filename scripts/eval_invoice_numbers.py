@@ -143,10 +143,7 @@ def fold_calibrations(folds: int) -> dict[str, Calibration]:
     receipts = cc.load_receipts()
     outcomes = [cc.outcome(r, scorer) for r in receipts]
     fold_of = deal_merchants(merchant_groups([r.key.get("company", "") for r in receipts]), folds)
-    fitted = {
-        f: cc.fit_calibration([o for o, k in zip(outcomes, fold_of, strict=True) if k != f])
-        for f in set(fold_of)
-    }
+    fitted = cc.fit_per_fold(outcomes, fold_of, cc.fit_calibration)
     return {r.receipt_id: fitted[f] for r, f in zip(receipts, fold_of, strict=True)}
 
 

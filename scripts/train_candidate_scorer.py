@@ -107,10 +107,7 @@ def model_value(model: LinearModel, example: Example) -> Decimal | None:
 
 def fold_models(examples: Sequence[Example], folds: Sequence[int]) -> dict[int, LinearModel]:
     """A model per fold, fitted on the other folds' receipts only."""
-    return {
-        f: fit([e for e, k in zip(examples, folds, strict=True) if k != f])
-        for f in sorted(set(folds))
-    }
+    return cc.fit_per_fold(examples, folds, fit)
 
 
 @dataclass
