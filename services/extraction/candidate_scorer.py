@@ -90,13 +90,13 @@ class CandidateScorer:
         return cls({})
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, every_field: bool = False) -> CandidateScorer:
-        """The fields marked ``use`` (``every_field``: all of them, for evaluation)."""
+    def from_json(cls, data: Mapping[str, Any]) -> CandidateScorer:
+        """The models of the fields marked ``use`` (the model won there)."""
         return cls(
             {
                 name: LinearModel.from_json(entry["model"])
                 for name, entry in data["fields"].items()
-                if every_field or entry["use"]
+                if entry["use"]
             }
         )
 

@@ -81,6 +81,8 @@ def total_candidates(items: Sequence[Labelled]) -> list[TotalCandidate]:
         def agrees(check: object) -> float:
             return 1.0 if check is Verdict.AGREES else 0.0
 
+        tender = tender_minus_change(value, items)
+
         features = {
             "rule_evidence": evidence.get(value, 0.0),
             "rule_share": max(evidence.get(value, 0.0), 0.0) / positive,
@@ -95,8 +97,8 @@ def total_candidates(items: Sequence[Labelled]) -> list[TotalCandidate]:
             "lowest_rel_y": max((it.row.rel_y for it in printed), default=0.0),
             "largest_candidate": float(value == largest),
             "five_sen_multiple": float(value == round5(value)),
-            "tender_agrees": agrees(tender_minus_change(value, items)),
-            "tender_disagrees": float(tender_minus_change(value, items) is Verdict.DISAGREES),
+            "tender_agrees": agrees(tender),
+            "tender_disagrees": float(tender is Verdict.DISAGREES),
             "sum_agrees": agrees(subtotal_tax_rounding(value, items)),
             "repeated": agrees(repeated_total(value, items)),
             "item_sum_agrees": agrees(item_sum(value, items)),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -68,11 +67,12 @@ def test_pick_takes_the_best_score_and_leaves_undecided_fields_to_the_rules() ->
     assert CandidateScorer.rules_only().pick("total_amount", candidates) is None
 
 
-def test_from_json_keeps_only_the_fields_the_model_won_unless_asked_for_all() -> None:
+def test_from_json_keeps_only_the_fields_the_model_won() -> None:
     model = model_preferring("rule_best", 1.0).to_json()
-    data = {"fields": {"total_amount": {"use": False, "model": model}}}
-    assert not CandidateScorer.from_json(data).decides("total_amount")
-    assert CandidateScorer.from_json(data, every_field=True).decides("total_amount")
+    lost = {"fields": {"total_amount": {"use": False, "model": model}}}
+    won = {"fields": {"total_amount": {"use": True, "model": model}}}
+    assert not CandidateScorer.from_json(lost).decides("total_amount")
+    assert CandidateScorer.from_json(won).decides("total_amount")
 
 
 def test_candidates_include_the_totals_block_amounts_the_rules_never_choose() -> None:
@@ -103,8 +103,10 @@ def test_a_learned_pick_the_rules_cannot_vouch_for_goes_to_review() -> None:
     assert "50.00" in picked.field_evidence["total_amount"].text
 
 
-def test_training_is_deterministic_and_learns_the_feature_that_marks_the_right_value() -> None:
-    sys.path.insert(0, str(ROOT / "scripts"))
+def test_training_is_deterministic_and_learns_the_feature_that_marks_the_right_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     import train_candidate_scorer as tcs
 
     def example(n: int) -> tcs.Example:
