@@ -162,10 +162,11 @@ def _label_above(above: Row, row: Row) -> tuple[Kind, bool]:
 
 def _near(computed: Decimal, printed: Decimal) -> bool:
     """A computed sum matches a printed amount as is or rounded to 5 sen (cash rounding)."""
-    return printed in (computed, _round5(computed))
+    return printed in (computed, round5(computed))
 
 
-def _round5(x: Decimal) -> Decimal:
+def round5(x: Decimal) -> Decimal:
+    """``x`` rounded to 5 sen, as Malaysian cash payments are."""
     return (x / FIVE_SEN).quantize(Decimal(1), rounding=ROUND_HALF_UP) * FIVE_SEN
 
 
@@ -213,7 +214,7 @@ def weigh_totals(items: Sequence[Labelled]) -> TotalWeights | None:
     subtotals = [it.value for it in by_kind[Kind.SUBTOTAL] if it.value > 0]
     taxes = [it.value for it in by_kind[Kind.TAX] if it.value >= 0] + [Decimal(0)]
     sums = {s + t + r for s in subtotals for t in taxes for r in [*roundings, Decimal(0)]}
-    sums |= {_round5(v) for v in sums}
+    sums |= {round5(v) for v in sums}
     # SUBTOTAL + TAX + ROUNDING that is printed as the amount paid is a candidate even
     # when the TOTAL line itself was misread or lost.
     paid_or_bare = {it.value for it in items if it.kind in (Kind.CASH, Kind.NONE)}
@@ -365,7 +366,7 @@ def _rounded_printed_below(
     payment does not show that the exact one was paid: the rounded one may have been,
     so the claim goes to a person rather than to NCB with an amount off by the rounding.
     """
-    rounded = _round5(best)
+    rounded = round5(best)
     if rounded == best:
         return False
     cash = [it.value for it in items if it.kind is Kind.CASH and it.value > 0]

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.extraction.labels import Kind
-from services.extraction.total_and_tax import Labelled, weigh_totals
+from services.extraction.total_and_tax import Labelled, round5, weigh_totals
 from services.extraction.total_checks import (
     Verdict,
     item_sum,
     labelled_total,
     repeated_total,
-    round5,
     subtotal_tax_rounding,
     tender_minus_change,
 )

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import Enum
 
 from services.extraction.labels import Kind
-from services.extraction.total_and_tax import Labelled
+from services.extraction.total_and_tax import Labelled, round5
 
-FIVE_SEN = Decimal("0.05")
 _TOTAL_KINDS = frozenset({Kind.GRAND_TOTAL, Kind.TOTAL, Kind.WEAK_TOTAL})
 _BLOCK_KINDS = _TOTAL_KINDS | {Kind.SUBTOTAL, Kind.TAX, Kind.ROUNDING}
 
@@ -52,11 +51,6 @@ class Corroboration:
     def corroborated(self) -> bool:
         """A labelled total that an independent check reproduces and none contradicts."""
         return self.labelled and bool(self.agreed) and not self.disagreed
-
-
-def round5(x: Decimal) -> Decimal:
-    """``x`` rounded to 5 sen, as Malaysian cash payments are."""
-    return (x / FIVE_SEN).quantize(Decimal(1), rounding=ROUND_HALF_UP) * FIVE_SEN
 
 
 def _values(items: Sequence[Labelled], kind: Kind) -> list[Decimal]:
