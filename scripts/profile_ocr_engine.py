@@ -269,11 +269,18 @@ class _Clock:
 
 
 class _Session:
-    """An ONNX session whose ``run`` is timed."""
+    """A model whose calls are timed (or, in an engine from an older revision, an ONNX
+    Runtime session whose ``run`` is)."""
 
     def __init__(self, inner: Any, clock: _Clock, stage: str) -> None:
         self._inner = inner
-        self.run = clock.wrap(stage, inner.run)
+        if callable(inner):
+            self._call = clock.wrap(stage, inner)
+        else:
+            self.run = clock.wrap(stage, inner.run)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._call(batch)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     ocr_device: str = Field(
         default="cpu", pattern=r"^(cpu|(cuda|tensorrt)(:\d+)?)$", alias="OCR_DEVICE"
     )
+    # What runs the models on OCR_DEVICE=cpu (a GPU always runs ONNX Runtime), and
+    # OpenVINO's precision there (bf16 only where the CPU computes it natively).
+    ocr_cpu_runtime: Literal["openvino", "onnxruntime"] = Field(
+        default="openvino", alias="OCR_CPU_RUNTIME"
+    )
+    ocr_cpu_precision: Literal["bf16", "f32"] = Field(default="bf16", alias="OCR_CPU_PRECISION")
     ocr_threads: int = Field(default=0, ge=0, alias="OCR_THREADS")
     # OCR worker processes under `claims-ocr run`, each with its own engine.
     ocr_processes: int = Field(default=1, ge=1, alias="OCR_PROCESSES")

@@ -58,6 +58,8 @@ def build_ocr_engine(settings: Settings) -> OcrEngine:
             threads=ocr_threads(settings),
             det_max_side=settings.ocr_det_max_side,
             cache_dir=settings.data_dir / "tensorrt-cache",
+            cpu_runtime=settings.ocr_cpu_runtime,
+            precision=settings.ocr_cpu_precision,
         )
         if settings.ocr_device != "cpu":
             engine.warm_up()  # TensorRT engines and cuDNN kernels before the first claim

@@ -1,7 +1,8 @@
-"""PP-OCR (PaddleOCR's detection + recognition models) on ONNX Runtime.
+"""PP-OCR (PaddleOCR's detection + recognition models) from their ONNX files: OpenVINO
+or ONNX Runtime on the CPU, ONNX Runtime on a GPU.
 
 The PP-OCRv6 small models ship inside the ``rapidocr`` wheel, so nothing is downloaded.
-We drive the ONNX sessions ourselves instead of calling rapidocr's pipeline because we
+We drive the models ourselves instead of calling rapidocr's pipeline because we
 need three things it does not give: one recognition pass over the text crops of *many*
 pages (GPU batching), per-character probabilities (field confidence is built from the
 characters that carry a value), and page-level orientation fixing.
@@ -24,6 +25,7 @@ from rapidocr.ch_ppocr_det.utils import DBPostProcess
 
 from services.ocr.engine import GPU_PROVIDERS, OcrError, parse_device
 from services.ocr.result import PageText, TextLine, quad, reading_order
+from services.ocr.runtimes import CpuRuntime, Model, OpenVinoModel, OrtModel, Precision
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ _MIN_LINE_SCORE = 0.5  # lines read below this are noise (speckles, stamps, barc
 # neither TensorRT nor cuDNN meets a new one after warm-up.
 _DET_BUCKET = 256
 _REC_BUCKET = 128
+# OpenVINO (CPU) prepares and keeps kernels for each new input shape (30-150 ms and some
+# memory the first time), so recognition batches are padded to recurring shapes: 1, 2, 4
+# or 8 rows, widths in multiples of 32 px. Wider padding (128 px) and pages padded or
+# stretched for detection changed marginal characters ("SDN" read "SON") on the shared
+# receipts; one page per detection call needs no padding.
+_OPENVINO_REC_BUCKET = 32
 # The widest recognition input on a GPU (a line 66 times as long as it is high); a wider
 # line is squeezed to it rather than given a shape of its own.
 _REC_MAX_WIDTH = 3200
@@ -126,7 +134,8 @@ def bucket(size: int, step: int) -> int:
 
 
 class OnnxOcrEngine:
-    """PP-OCRv6 detection + recognition on ONNX Runtime (CPU, CUDA or TensorRT)."""
+    """PP-OCRv6 detection + recognition on OpenVINO (CPU) or ONNX Runtime (CPU, CUDA or
+    TensorRT)."""
 
     name = "onnx"
 
@@ -140,39 +149,48 @@ class OnnxOcrEngine:
         model_dir: Path | None = None,
         cache_dir: Path | None = None,
         shape_buckets: bool | None = None,
+        cpu_runtime: CpuRuntime = "openvino",
+        precision: Precision = "bf16",
     ) -> None:
         """``cache_dir``: where TensorRT keeps the engines it builds (``tensorrt`` only).
-        ``shape_buckets``: pad inputs to a few recurring shapes (default: on a GPU)."""
+        ``shape_buckets``: pad inputs to a few recurring shapes (default: on a GPU and on
+        OpenVINO, which prepare kernels per shape). ``cpu_runtime`` and ``precision``: what
+        runs the models on the CPU (a GPU always runs ONNX Runtime)."""
         model_dir = model_dir or bundled_model_dir()
-        on_gpu = device != "cpu"
-        # On a CPU, padding pages or crops to a common size costs more than it saves.
-        self._det_batch = batch_size or (8 if on_gpu else 1)
-        self._rec_batch = 64 if on_gpu else 8
+        kind, _ = parse_device(device)
+        self._runtime = "onnxruntime" if kind != "cpu" else cpu_runtime
+        # On a CPU, padding pages or crops to a common size costs more than it saves,
+        # except where the runtime pays more for each new shape.
+        self._det_batch = batch_size or (8 if kind != "cpu" else 1)
+        self._rec_batch = 64 if kind != "cpu" else 8
         self._det_max_side = det_max_side
-        self._buckets = on_gpu if shape_buckets is None else shape_buckets
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
+        per_shape_cost = kind != "cpu" or self._runtime == "openvino"
+        self._buckets = per_shape_cost if shape_buckets is None else shape_buckets
+        openvino = self._runtime == "openvino"
+        self._det_bucket = 32 if openvino else _DET_BUCKET  # pages are resized to 32s anyway
+        self._rec_bucket = _OPENVINO_REC_BUCKET if openvino else _REC_BUCKET
+        self._pow2_rows = openvino
         try:
-            self._det = self._session(model_dir / DET_MODEL, options, device, cache_dir, "det")
-            self._rec = self._session(model_dir / REC_MODEL, options, device, cache_dir, "rec")
-            self._cls = self._session(model_dir / CLS_MODEL, options, device, cache_dir, "cls")
+            self._det, self._rec, self._cls = (
+                self._load(model_dir / name, device, threads, precision, cache_dir, model)
+                for name, model in ((DET_MODEL, "det"), (REC_MODEL, "rec"), (CLS_MODEL, "cls"))
+            )
         except OcrError:
             raise
-        except Exception as exc:  # onnxruntime raises its own untyped errors
+        except Exception as exc:  # the runtimes raise their own untyped errors
             raise OcrError(f"Could not load the PP-OCR models from {model_dir}: {exc}") from exc
-        kind, _ = parse_device(device)
         if kind != "cpu":
             # ONNX Runtime falls back to the CPU, with a warning only, when the GPU it was
             # given is absent or unusable; a GPU worker must not quietly run on the CPU.
             wanted = GPU_PROVIDERS[kind][0]
-            if self._det.get_providers()[0] != wanted:
+            used = self._det.session.get_providers()[0] if isinstance(self._det, OrtModel) else ""
+            if used != wanted:
                 raise OcrError(
                     f"OCR_DEVICE={device}: ONNX Runtime could not use that GPU ({wanted} "
-                    f"fell back to {self._det.get_providers()[0]}); check the driver and "
-                    "the GPU number, or set OCR_DEVICE=cpu."
+                    f"fell back to {used}); check the driver and the GPU number, or set "
+                    "OCR_DEVICE=cpu."
                 )
-        charset = self._rec.get_modelmeta().custom_metadata_map.get("character")
+        charset = self._rec.metadata("character")
         if not charset:
             raise OcrError(f"{REC_MODEL} carries no character dictionary.")
         # CTC: index 0 is the blank; the dictionary is followed by a space.
@@ -184,7 +202,7 @@ class OnnxOcrEngine:
     def profile(self, model: str) -> ShapeProfile:
         """The input shapes ``model`` ("det", "rec" or "cls") sees from this engine."""
         if model == "det":
-            side = bucket(self._det_max_side, _DET_BUCKET if self._buckets else 32)
+            side = bucket(self._det_max_side, self._det_bucket if self._buckets else 32)
             return ShapeProfile(
                 (1, 3, 32, 32), (self._det_batch, 3, side, side), (self._det_batch, 3, side, side)
             )
@@ -199,16 +217,26 @@ class OnnxOcrEngine:
             (1, 3, height, width), (_CLS_BATCH, 3, height, width), (_CLS_BATCH, 3, height, width)
         )
 
-    def _session(
+    @property
+    def runtime(self) -> str:
+        """What runs the models: ``openvino`` or ``onnxruntime``."""
+        return self._runtime
+
+    def _load(
         self,
         path: Path,
-        options: ort.SessionOptions,
         device: str,
+        threads: int,
+        precision: Precision,
         cache_dir: Path | None,
         model: str,
-    ) -> ort.InferenceSession:
-        providers = _providers(device, cache_dir, self.profile(model))
-        return ort.InferenceSession(str(path), options, providers)
+    ) -> Model:
+        if self._runtime == "openvino":
+            return OpenVinoModel(path, threads, precision)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        return OrtModel(path, options, _providers(device, cache_dir, self.profile(model)))
 
     # -- public -------------------------------------------------------------------
 
@@ -217,15 +245,16 @@ class OnnxOcrEngine:
         builds (or loads from its cache) its engines and cuDNN picks its kernels at worker
         start, not on the first claims. Returns the number of runs."""
         det = self.profile("det").max
-        sides = range(_DET_BUCKET, det[2] + 1, _DET_BUCKET) if self._buckets else (det[2],)
+        step = self._det_bucket
+        sides = range(step, det[2] + 1, step) if self._buckets else (det[2],)
         shapes = [(n, 3, h, w) for n in sorted({1, self._det_batch}) for h in sides for w in sides]
         for shape in shapes:
-            self._det.run(None, {"x": np.ones(shape, dtype=np.float32)})
+            self._det(np.ones(shape, dtype=np.float32))
         widths = _WARM_REC_WIDTHS if self._buckets else (640,)
         for width in widths:
             batch = np.zeros((self._rec_batch, 3, _REC_HEIGHT, width), dtype=np.float32)
-            self._rec.run(None, {"x": batch})
-        self._cls.run(None, {"x": np.zeros(self.profile("cls").opt, dtype=np.float32)})
+            self._rec(batch)
+        self._cls(np.zeros(self.profile("cls").opt, dtype=np.float32))
         return len(shapes) + len(widths) + 1
 
     def read(self, pages: Sequence[np.ndarray]) -> list[PageText]:
@@ -282,7 +311,7 @@ class OnnxOcrEngine:
         sample = sorted(crops, key=lambda c: c.shape[1] / c.shape[0], reverse=True)[:_CLS_BATCH]
         height, width = _CLS_SHAPE
         batch = np.stack([_resize_norm(c, height, width) for c in sample])
-        probs = self._cls.run(None, {"x": batch})[0]
+        probs = self._cls(batch)
         flipped = int(np.sum((probs[:, 1] > probs[:, 0]) & (probs[:, 1] > 0.9)))
         return flipped > len(sample) / 2
 
@@ -296,12 +325,12 @@ class OnnxOcrEngine:
             height = max(r.shape[0] for r in resized)
             width = max(r.shape[1] for r in resized)
             if self._buckets:
-                height, width = bucket(height, _DET_BUCKET), bucket(width, _DET_BUCKET)
+                height, width = bucket(height, self._det_bucket), bucket(width, self._det_bucket)
             # Pad with white paper (1.0 after normalisation) so padding reads as blank.
             batch = np.ones((len(chunk), 3, height, width), dtype=np.float32)
             for i, r in enumerate(resized):
                 batch[i, :, : r.shape[0], : r.shape[1]] = _normalise(r).transpose(2, 0, 1)
-            maps = self._det.run(None, {"x": batch})[0]
+            maps = self._det(batch)
             for i, (page, r) in enumerate(zip(chunk, resized, strict=True)):
                 prob = maps[i : i + 1, :, : r.shape[0], : r.shape[1]]
                 boxes, _ = self._db(prob, page.shape[:2])
@@ -337,11 +366,14 @@ class OnnxOcrEngine:
             ids = order[start:end]
             width = max(_REC_HEIGHT, math.ceil(_REC_HEIGHT * max(ratios[i] for i in ids)))
             if self._buckets:
-                width = min(bucket(width, _REC_BUCKET), _REC_MAX_WIDTH)
-            batch = np.zeros((len(ids), 3, _REC_HEIGHT, width), dtype=np.float32)
+                width = min(bucket(width, self._rec_bucket), _REC_MAX_WIDTH)
+            rows = len(ids)
+            if self._pow2_rows:  # blank rows up to 1, 2, 4 or 8
+                rows = 1 << (rows - 1).bit_length()
+            batch = np.zeros((rows, 3, _REC_HEIGHT, width), dtype=np.float32)
             for row, i in enumerate(ids):
                 batch[row] = _resize_norm(crops[i], _REC_HEIGHT, width)
-            logits = self._rec.run(None, {"x": batch})[0]
+            logits = self._rec(batch)
             for row, i in enumerate(ids):
                 out[i] = self._ctc_decode(logits[row])
             start = end

@@ -122,7 +122,9 @@ def test_tensorrt_gets_one_shape_profile_per_model_and_cuda_the_gpu_number(tmp_p
 
 
 def test_the_engines_profiles_cover_every_shape_its_calls_give() -> None:
-    engine = OnnxOcrEngine(shape_buckets=True, batch_size=8, det_max_side=1280)
+    engine = OnnxOcrEngine(
+        cpu_runtime="onnxruntime", shape_buckets=True, batch_size=8, det_max_side=1280
+    )
     det, rec = engine.profile("det"), engine.profile("rec")
     assert det.max == (8, 3, 1280, 1280) and det.min == (1, 3, 32, 32)
     assert rec.max[0] == 8 and rec.max[2] == 48 and rec.max[3] >= 3200
@@ -136,8 +138,8 @@ def test_bucketed_batches_read_what_page_by_page_reads(receipt) -> None:
     small = np.ascontiguousarray(page[: page.shape[0] // 2])
     turned = np.ascontiguousarray(np.rot90(page, k=1))
     pages = [page, small, turned]
-    plain = OnnxOcrEngine(threads=2)
-    bucketed = OnnxOcrEngine(threads=2, shape_buckets=True, batch_size=3)
+    plain = OnnxOcrEngine(threads=2, cpu_runtime="onnxruntime")
+    bucketed = OnnxOcrEngine(threads=2, cpu_runtime="onnxruntime", shape_buckets=True, batch_size=3)
     one_by_one = [plain.read([p])[0] for p in pages]
     together = bucketed.read(pages)
     assert [r.turns for r in together] == [r.turns for r in one_by_one] == [0, 0, 1]
@@ -147,6 +149,60 @@ def test_bucketed_batches_read_what_page_by_page_reads(receipt) -> None:
 
 
 def test_warm_up_runs_every_bucketed_shape_once() -> None:
-    engine = OnnxOcrEngine(threads=2, shape_buckets=True, batch_size=2, det_max_side=512)
+    engine = OnnxOcrEngine(
+        threads=2, cpu_runtime="onnxruntime", shape_buckets=True, batch_size=2, det_max_side=512
+    )
     # Detection: batches of 1 and 2 at 256/512 a side (8); recognition: 10 widths; cls: 1.
     assert engine.warm_up() == 8 + 10 + 1
+
+
+def test_the_cpu_runs_openvino_unless_onnxruntime_is_asked_for(ocr_engine, receipt) -> None:
+    """Both CPU runtimes read the same receipt, the same way: OpenVINO (the default) pads
+    recognition inputs a little, to recurring widths."""
+    page, expected = receipt
+    assert ocr_engine.runtime == "openvino"
+    onnxruntime = OnnxOcrEngine(threads=2, cpu_runtime="onnxruntime")
+    assert onnxruntime.runtime == "onnxruntime"
+    for engine in (ocr_engine, onnxruntime):
+        text = _text(engine.read([page])[0])
+        assert expected["invoice_number"] in text and expected["total"] in text
+    lines = {
+        engine.runtime: [line.text for line in engine.read([page])[0].lines]
+        for engine in (ocr_engine, onnxruntime)
+    }
+    assert lines["openvino"] == lines["onnxruntime"]
+
+
+def test_openvino_reads_the_recognisers_dictionary_from_the_model_file() -> None:
+    from services.ocr.onnx_engine import REC_MODEL, bundled_model_dir
+    from services.ocr.runtimes import OpenVinoModel, OrtModel
+
+    path = bundled_model_dir() / REC_MODEL
+    openvino = OpenVinoModel(path, threads=1, precision="f32")
+    onnxruntime = OrtModel(path, ort.SessionOptions(), ["CPUExecutionProvider"])
+    assert openvino.metadata("character") == onnxruntime.metadata("character")
+    assert openvino.metadata("no such key") is None
+    batch = np.zeros((2, 3, 48, 160), dtype=np.float32)
+    assert openvino(batch).shape == onnxruntime(batch).shape
+
+
+def test_a_gpu_always_runs_onnxruntime() -> None:
+    with pytest.raises(OcrError, match="ONNX Runtime's CUDAExecutionProvider"):
+        OnnxOcrEngine(device="cuda:0", cpu_runtime="openvino")
+
+
+def test_ocr_cpu_runtime_is_a_setting_the_worker_engine_follows(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from services.config import Settings
+    from workers.wiring import build_ocr_engine
+
+    def settings(**env: object) -> Settings:
+        return Settings(_env_file=None, CLAIMS_OCR_DATA_DIR=tmp_path, **env)  # type: ignore[call-arg]
+
+    assert build_ocr_engine(settings(OCR_THREADS=1)).runtime == "openvino"
+    engine = build_ocr_engine(settings(OCR_THREADS=1, OCR_CPU_RUNTIME="onnxruntime"))
+    assert engine.runtime == "onnxruntime"
+    for wrong in ({"OCR_CPU_RUNTIME": "tflite"}, {"OCR_CPU_PRECISION": "int4"}):
+        with pytest.raises(ValidationError):
+            settings(**wrong)
