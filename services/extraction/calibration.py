@@ -81,7 +81,10 @@ class Calibration:
     maps: Mapping[str, IsotonicMap]
 
     def apply(self, name: str, raw: float) -> float:
-        """The calibrated confidence of ``name`` (rounded as confidences are stored)."""
+        """The calibrated confidence of ``name`` (rounded as confidences are stored). The
+        maps were fitted on raw confidences as stored, so ``raw`` is rounded alike first:
+        a corner of a steep map can sit between a raw value and its rounding."""
+        raw = round(raw, 4)
         mapping = self.maps.get(name)
         return round(raw if mapping is None else mapping(raw), 4)
 

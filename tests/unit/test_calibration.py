@@ -165,3 +165,11 @@ def test_an_unsurely_read_look_alike_in_the_invoice_number_stays_under_the_thres
     assert result.fields["invoice_number"] == "100234"
     assert result.field_confidence["invoice_number"] == LOOKALIKE_CAP
     assert "low_confidence_invoice_number" in codes(result)
+
+
+def test_a_raw_confidence_is_mapped_as_stored_not_as_computed() -> None:
+    """The maps are fitted on raw confidences rounded to 4 places; a corner fitted at a
+    rounded value must not be passed by the unrounded one (0.10352 is stored as 0.1035)."""
+    steep = Calibration({"overall": IsotonicMap((0.1035, 0.1036), (0.0, 1.0))})
+    assert steep.apply("overall", 0.10352369) == steep.apply("overall", 0.1035) == 0.0
+    assert steep.apply("overall", 0.10358) == 1.0
