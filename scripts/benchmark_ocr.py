@@ -10,7 +10,10 @@ turns page by page, so a noisy machine (other work on the same cores) hits them 
 - ``claims-ocr page by page``: our engine (as ``OCR_*`` settings build it), one page a call;
 - ``claims-ocr as the worker batches``: ``read_documents`` over ``OCR_BATCH_SIZE`` documents
   with the worker's page limits, so the worker's device-aware call plan, on the same pages
-  (it takes its turn once per batch, alternately before and after the page readers).
+  (it takes its turn once per batch, alternately before and after the page readers);
+- ``claims-ocr on ONNX Runtime, as the worker batches``: the same with the models on ONNX
+  Runtime (``OCR_CPU_RUNTIME=onnxruntime``), the OCR stage as it was before OpenVINO ran
+  them (on ``OCR_DEVICE=cpu`` only).
 
 Every reader's time includes decoding the page. Then the whole pipeline: one claim email
 per page (or ``--pipeline generated`` receipts from the load test) through
@@ -18,7 +21,8 @@ per page (or ``--pipeline generated`` receipts from the load test) through
 each job's enqueue to its extraction in the ledger; ``--ocr-processes N`` (repeatable)
 runs it once per ``OCR_PROCESSES`` value.
 
-Prints, per reader: pages/s and the ratio to rapidocr's default pipeline in the same run,
+Prints, per reader: pages/s and the ratios to rapidocr's default pipeline and to the ONNX
+Runtime stage in the same run,
 CPU seconds per page (steadier than wall time when others load the machine), p50/p95
 seconds per page (per batch for the worker-batch readers), peak RSS, exact-line recall
 against ``box/`` (a ground-truth line counts when a line read has the same text, case and
@@ -67,6 +71,7 @@ LARGE_PAGE_PIXELS = 3_000_000  # an A4 scan at 200 DPI is ~4 Mpx; a phone receip
 BASELINE = "rapidocr default"
 PAGE_BY_PAGE = "claims-ocr page by page"
 WORKER_BATCHES = "claims-ocr as the worker batches"
+ORT_BATCHES = "claims-ocr on ONNX Runtime, as the worker batches"
 PIPELINE = "whole pipeline"
 
 Document = tuple[str, bytes]
@@ -191,13 +196,15 @@ class PageByPageReader(Reader):
 class WorkerBatchReader(Reader):
     """``read_documents`` as the OCR worker calls it: its engine, limits and call plan."""
 
-    def __init__(self, call_max_pixels: int | None) -> None:
+    def __init__(self, call_max_pixels: int | None, cpu_runtime: str | None = None) -> None:
         from dataclasses import replace
 
         from services.config import get_settings
         from workers.wiring import build_ocr_engine, page_limits
 
         settings = get_settings()
+        if cpu_runtime is not None:
+            settings = settings.model_copy(update={"ocr_cpu_runtime": cpu_runtime})
         self.engine = _Recording(build_ocr_engine(settings))
         self.limits = page_limits(settings)
         if call_max_pixels is not None:
@@ -227,6 +234,8 @@ def _make_reader(kind: str, option: int | None) -> Reader:
         return TesseractReader(option or 1)
     if kind == "page":
         return PageByPageReader()
+    if kind == "batch-onnxruntime":
+        return WorkerBatchReader(option, cpu_runtime="onnxruntime")
     return WorkerBatchReader(option)
 
 
@@ -543,16 +552,20 @@ def pipeline_row(run: PipelineRun, keys: dict[str, Path]) -> dict[str, Any]:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     base = next((r["pages_per_s"] for r in rows if r["reader"] == BASELINE), None)
+    ort = next((r["pages_per_s"] for r in rows if r["reader"] == ORT_BATCHES), None)
     print(
-        f"{'reader':48} {'pages':>5} {'pages/s':>7} {'x rapid':>7} {'CPU s':>6} {'p50 s':>6} "
+        f"{'reader':52} {'pages':>5} {'pages/s':>7} {'x rapid':>7} {'x ORT':>6} {'CPU s':>6} "
+        f"{'p50 s':>6} "
         f"{'p95 s':>6} {'RSS MiB':>7} {'lines':>5}  total  date  company  address"
     )
     for row in rows:
         speed = row["pages_per_s"]
         ratio = speed / base if speed and base else None
+        ort_ratio = speed / ort if speed and ort else None
         f = row["fields"] or {}
         print(
-            f"{row['reader']:48} {row['pages']:5d} {_fmt(speed):>7} {_fmt(ratio):>7} "
+            f"{row['reader']:52} {row['pages']:5d} {_fmt(speed):>7} {_fmt(ratio):>7} "
+            f"{_fmt(ort_ratio):>6} "
             f"{_fmt(row['cpu_s_per_page']):>6} {_fmt(row['p50_s_per_page']):>6} "
             f"{_fmt(row['p95_s_per_page']):>6} "
             f"{row['peak_rss_mib']:7.0f} {_fmt(row['line_recall']):>5}  "
@@ -643,6 +656,8 @@ def main() -> int:
         print("note: no tesseract binary (apt-get install tesseract-ocr): skipped")
     page_runs.append(_start(ctx, PAGE_BY_PAGE, "page", None, today))
     batch_runs = [_start(ctx, WORKER_BATCHES, "batch", None, today)]
+    if settings.ocr_device == "cpu" and settings.ocr_cpu_runtime != "onnxruntime":
+        batch_runs.append(_start(ctx, ORT_BATCHES, "batch-onnxruntime", None, today))
     for budget in args.call_max_pixels:
         name = f"{WORKER_BATCHES}, {budget / 1e6:g} Mpx calls"
         batch_runs.append(_start(ctx, name, "batch", budget, today))
