@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.extraction.address_words import correct_address, correct_company
 from services.extraction.dates import find_dates
 from services.extraction.layout import Row, Span
 from services.extraction.money import find_amounts
@@ -208,14 +209,16 @@ def extract_provider(rows: Sequence[Row]) -> tuple[TextField, TextField]:
         return TextField(None, 0.0), TextField(None, 0.0)
     raw = [r.text.strip() for r in header]
     texts = [t.upper() for t in raw]
+    # The address is read from the rows with doubted misreads of address words put right.
+    corrected = [correct_address(r.text.upper(), r.confs).strip() for r in header]
 
     name_idx, strong = _name_rows(texts, raw)
     if not name_idx:
         return TextField(None, 0.0), TextField(None, 0.0)
-    name = _clean(" ".join(_clean(texts[i]) for i in name_idx))
+    name = correct_company(_clean(" ".join(_clean(texts[i]) for i in name_idx)))
     name_conf = _mean_conf([header[i] for i in name_idx]) * (0.9 if strong else 0.6)
 
-    address, used = _address(header, texts, name_idx[-1] + 1)
+    address, used = _address(header, corrected, name_idx[-1] + 1)
     has_postcode = bool(address and _has_postcode(address))
     addr_conf = _mean_conf(used) * (0.85 if has_postcode else 0.5)
     name_source = tuple(Span.whole(header[i]) for i in name_idx)
