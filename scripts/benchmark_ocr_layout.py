@@ -2,7 +2,7 @@
 """OCR process layout on a CPU: one process with every core's threads vs one process a core.
 
 The same pages are read both ways, in alternating rounds (so a noisy machine hits both
-alike): one engine process with ``--threads`` ONNX Runtime threads reads them all, then
+alike): one engine process with ``--threads`` runtime threads reads them all, then
 ``--processes`` engine processes with one thread each read a share each, all at once.
 Prints pages/s of each layout, their ratio, and the peak RSS of every process (several
 processes hold one model copy each). Default pages: the shared receipts, large scans

@@ -3,8 +3,8 @@
 The command line, the runner, the worker processes and the admin API all build what
 they need here, so a setting means the same thing everywhere. Everything is built on
 first use: a submit worker never loads the OCR models, and a process that forks (Celery
-prefork) builds its own after the fork, since connection pools and ONNX Runtime
-sessions must not cross one. :meth:`Resources.close` releases what was built.
+prefork) builds its own after the fork, since connection pools and the OCR runtime's
+models must not cross one. :meth:`Resources.close` releases what was built.
 """
 
 from __future__ import annotations
