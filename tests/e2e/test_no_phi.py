@@ -66,7 +66,9 @@ def test_no_planted_value_reaches_logs_or_sentry(tmp_path: Path, redis_url: str)
     inbox = data_dir / "inbox"
     inbox.mkdir(parents=True)
     amounts = []
-    for n, (seed, policy) in enumerate([(11, True), (13, True), (12, False)], start=1):
+    # Seeds whose receipts both CPU runtimes read confidently (13 reads "0R-" for "OR-" on
+    # OpenVINO and goes to review), so two claims reach NCB.
+    for n, (seed, policy) in enumerate([(11, True), (14, True), (12, False)], start=1):
         jpeg, total = receipt(seed)
         amounts.append(total)
         attachment = ("receipt.jpg", "image", "jpeg", jpeg)
