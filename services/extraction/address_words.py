@@ -41,13 +41,18 @@ _LEGAL_SUFFIX = (
 )
 
 
+_BY_LENGTH: dict[int, list[str]] = {}
+for _known in sorted(ADDRESS_WORDS):
+    _BY_LENGTH.setdefault(len(_known), []).append(_known)
+
+
 def _one_away(word: str) -> tuple[str, int] | None:
     """The only known word of the same length one character away from ``word``, and
     where they differ."""
     near = [
         known
-        for known in ADDRESS_WORDS
-        if len(known) == len(word) and sum(a != b for a, b in zip(known, word, strict=True)) == 1
+        for known in _BY_LENGTH.get(len(word), ())
+        if sum(a != b for a, b in zip(known, word, strict=True)) == 1
     ]
     if len(near) != 1:
         return None

@@ -86,7 +86,7 @@ class Calibration:
         a corner of a steep map can sit between a raw value and its rounding."""
         raw = round(raw, 4)
         mapping = self.maps.get(name)
-        return round(raw if mapping is None else mapping(raw), 4)
+        return raw if mapping is None else round(mapping(raw), 4)
 
     @classmethod
     def identity(cls) -> Calibration:

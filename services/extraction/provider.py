@@ -209,8 +209,6 @@ def extract_provider(rows: Sequence[Row]) -> tuple[TextField, TextField]:
         return TextField(None, 0.0), TextField(None, 0.0)
     raw = [r.text.strip() for r in header]
     texts = [t.upper() for t in raw]
-    # The address is read from the rows with doubted misreads of address words put right.
-    corrected = [correct_address(r.text.upper(), r.confs).strip() for r in header]
 
     name_idx, strong = _name_rows(texts, raw)
     if not name_idx:
@@ -218,7 +216,12 @@ def extract_provider(rows: Sequence[Row]) -> tuple[TextField, TextField]:
     name = correct_company(_clean(" ".join(_clean(texts[i]) for i in name_idx)))
     name_conf = _mean_conf([header[i] for i in name_idx]) * (0.9 if strong else 0.6)
 
-    address, used = _address(header, corrected, name_idx[-1] + 1)
+    # The address rows (after the name) are read with doubted misreads put right.
+    start = name_idx[-1] + 1
+    corrected = texts[:start] + [
+        correct_address(r.text.upper(), r.confs).strip() for r in header[start:]
+    ]
+    address, used = _address(header, corrected, start)
     has_postcode = bool(address and _has_postcode(address))
     addr_conf = _mean_conf(used) * (0.85 if has_postcode else 0.5)
     name_source = tuple(Span.whole(header[i]) for i in name_idx)
