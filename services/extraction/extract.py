@@ -188,10 +188,10 @@ def _calibrated(
 
 
 def _recognition_cap(source: Span | None) -> float:
-    """The most a value can be trusted given its weakest recognised character."""
+    """The most a date can be trusted given its weakest recognised letter or digit."""
     if source is None:
         return 0.0
-    return round(ocr_factor(source.row.span_confidence(source.start, source.end)), 4)
+    return round(ocr_factor(source.row.value_confidence(source.start, source.end)), 4)
 
 
 def _evidence(

@@ -26,12 +26,20 @@ class Kind(Enum):
     NONE = "none"  # no label text at all
 
 
+# INCLUSIVE with one letter misread ("lnclusive", "Inciusive"); EXCLUSIVE is two away.
+_INCLUSIVE_MISREAD = re.compile(
+    r"\b(?:" + "|".join(f"{'INCLUSIVE'[:i]}[A-Z1]{'INCLUSIVE'[i + 1 :]}" for i in range(9)) + r")\b"
+)
+
+
 def normalise(text: str) -> str:
     """Upper case, O for 0 between letters, punctuation to spaces (keeps % for rates)."""
     t = text.upper()
     t = re.sub(r"(?<=[A-Z])0|0(?=[A-Z])", "O", t)
     t = re.sub(r"[^A-Z0-9% ]+", " ", t)
-    t = re.sub(r"\bT[OAQ]T[AOE]L\b|\bTOTA1\b|\bT0TAL\b", "TOTAL", t)  # common misreads
+    # common misreads
+    t = re.sub(r"\bT[OAQ]T[AOE]L\b|\bTOTA[1I]\b|\bT0TAL\b", "TOTAL", t)
+    t = _INCLUSIVE_MISREAD.sub("INCLUSIVE", t)
     return re.sub(r"\s+", " ", t).strip()
 
 
@@ -57,6 +65,8 @@ _RULES: list[tuple[Kind, re.Pattern[str]]] = [
         r"\bROUNDED TOTAL\b|\bTOTAL (AMT |AMOUNT )?ROUNDED\b|"
         r"\bTOTAL AFTER (ROUNDING|ADJ)|\bTOTAL (AMT |AMOUNT |SALES |RM )*"
         r"(INCL|INC|INCLUSIVE|INCLUDING|WITH)\b|\bJUMLAH\b|"
+        # "TOTAL (GST INCL)"; "Total GST Inclusive: 0.42" is the GST a total includes
+        r"\bTOTAL (GST|SST) INCL$|"
         # "Total Saies Inclusive GST": one misread word between TOTAL and INCLUSIVE
         r"\bTOTAL (?!GST|SST|TAX)[A-Z]+ (INCL|INC|INCLUSIVE|INCLUDING)\b")),
     (Kind.ROUNDING, re.compile(

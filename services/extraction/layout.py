@@ -44,6 +44,16 @@ class Row:
         ]
         return min(confs) if confs else 0.0
 
+    def value_confidence(self, start: int, end: int) -> float:
+        """Weakest letter or digit in ``text[start:end]``: a date's separators ("/", "-")
+        carry none of its value, and a doubted one cannot change the date it parsed as."""
+        confs = [
+            c
+            for ch, c in zip(self.text[start:end], self.confs[start:end], strict=False)
+            if ch.isalnum()
+        ]
+        return min(confs) if confs else 0.0
+
     def x_at(self, offset: int) -> float:
         """Approximate page x of character ``offset`` (by linear spread inside its box)."""
         seg_start, left, right = self.segments[0]

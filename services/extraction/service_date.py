@@ -90,7 +90,7 @@ def choose_date(rows: Sequence[Row], today: date) -> DateResult:
     for i, row in enumerate(rows):
         prev = rows[i - 1] if i > 0 else None
         for m in find_dates(row.text):
-            read = row.span_confidence(m.start, m.end)
+            read = row.value_confidence(m.start, m.end)
             # A shakily read date is weak evidence, for itself and as a rival.
             weight = _occurrence_weight(m, row, prev) * max(ocr_factor(read), 0.05)
             evidence[m.value] += weight

@@ -298,11 +298,15 @@ def choose_total(items: Sequence[Labelled], pick: Decimal | None = None) -> Amou
         readings[best] = [it for it in items if it.value == best]
     support = evidence.get(best, 0.0)
     explained = {best - r for r in roundings} | {best}
+    # A "total" that the tax, or the subtotal, brings up to the chosen one is a part of it
+    # ("5 Item(s) Total 20.00" + GST 1.20 = Net Total 21.20; "Total GST 0.87"), not a rival.
+    parts = [it.value for it in items if it.kind in (Kind.SUBTOTAL, Kind.TAX) and it.value > 0]
     conflicts = {
         v: e
         for v, e in evidence.items()
         if v not in explained
         and not any(_near(x, v) or _near(v, x) for x in explained)
+        and not any(v + p + r == best for p in parts for r in [Decimal(0), *roundings])
         and any(it.kind in (Kind.GRAND_TOTAL, Kind.TOTAL) for it in readings[v])
     }
     conflict = sum(conflicts.values())

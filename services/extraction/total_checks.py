@@ -11,6 +11,9 @@ receipt does not print the figures it needs), so a reason can say which checks a
   adds up to it.
 * ``repeated_total``: the same amount is printed again on another row of the totals block.
 * ``item_sum``: the item lines above the totals add up to it (alone, or plus tax/rounding).
+* ``tax_summary``: the GST summary table printed under the totals ("SR 6% 559.53 33.57",
+  "ZR 0% 10.00 0.00"; "Total 6% supplies (Inc. GST)" + "Total 0% supplies") adds up to
+  it: the point of sale computes that table from the items, apart from the total line.
 
 A misread digit would have to be repeated, or compensated by another misread, to pass
 any of them. Only the payment check can *disagree*: when what was tendered minus the
@@ -21,16 +24,26 @@ failed sum to mean the total is wrong; a failed sum just does not corroborate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 
-from services.extraction.labels import Kind
+from services.extraction.labels import Kind, normalise
 from services.extraction.total_and_tax import Labelled, round5
 
 _TOTAL_KINDS = frozenset({Kind.GRAND_TOTAL, Kind.TOTAL, Kind.WEAK_TOTAL})
 _BLOCK_KINDS = _TOTAL_KINDS | {Kind.SUBTOTAL, Kind.TAX, Kind.ROUNDING}
+# A service charge (restaurants add 5-10%) sits between the subtotal and the tax.
+_SERVICE_CHARGE = re.compile(r"\b(SERVICE|SERV|SVC|SRV|SVR) ?(CHARGE|CHRG|CHG|CHGS)\b")
+# A row of the GST summary table: a tax code ("SR", "ZR", "S=", "Z =") or a rate ("6%",
+# "@0%", "(0X)") before the taxable amount and its tax.
+_TAX_CODE_ROW = re.compile(r"^(SR|ZR|ZRL|ES|OS|EX|[SZTE] ?=)|(^|[ @(=])[0-9]{1,2} ?[%X]( |\)|$)")
+# "Total 6% supplies (excl. GST)", "Total 0% supplic.": one line per rate.
+_SUPPLIES_ROW = re.compile(r"([0-9]{1,2}) ?% ?S?U[PR]{1,2}[LI]")
+# The most tax a summary row can show on its taxable amount (GST 6%, service tax 10%).
+_MAX_TAX_RATE = Decimal("0.10")
 
 
 class Verdict(Enum):
@@ -62,8 +75,11 @@ def _roundings(items: Sequence[Labelled]) -> list[Decimal]:
 
 
 def tender_minus_change(total: Decimal, items: Sequence[Labelled]) -> Verdict | None:
-    """CASH - CHANGE (or the tender alone when no change is printed) equals the total."""
-    tendered = [v for v in _values(items, Kind.CASH) if v > 0]
+    """CASH - CHANGE (or the tender alone when no change is printed) equals the total.
+
+    Some tills print the tender as a payment out ("Cash -50.00"): its size is the tender.
+    """
+    tendered = [abs(v) for v in _values(items, Kind.CASH) if v != 0]
     change = [v for v in _values(items, Kind.CHANGE) if v >= 0]
     if not tendered:
         return None
@@ -92,8 +108,15 @@ def labelled_total(total: Decimal, items: Sequence[Labelled]) -> bool:
 
 
 def subtotal_tax_rounding(total: Decimal, items: Sequence[Labelled]) -> Verdict | None:
-    """SUBTOTAL + TAX + ROUNDING (or an exact total + ROUNDING) equals the total."""
+    """SUBTOTAL (+ SERVICE CHARGE) + TAX + ROUNDING, or an exact total + ROUNDING, equals
+    the total."""
+    charges = {
+        it.value
+        for it in items
+        if it.kind is Kind.OTHER and it.value > 0 and _SERVICE_CHARGE.search(normalise(it.row.text))
+    }
     subtotals = [it.value for it in items if it.kind is Kind.SUBTOTAL and it.value > 0]
+    subtotals += [s + c for s in subtotals for c in charges]
     exact = [it.value for it in items if it.kind in _TOTAL_KINDS and it.value != total]
     roundings = _roundings(items)
     taxes = [v for v in _values(items, Kind.TAX) if v >= 0]
@@ -151,11 +174,81 @@ def item_sum(total: Decimal, items: Sequence[Labelled]) -> Verdict | None:
     return None
 
 
+def tax_summary(total: Decimal, items: Sequence[Labelled]) -> Verdict | None:
+    """The GST summary table under the totals adds up to the total (+ rounding).
+
+    Two layouts: a row per tax code with its taxable amount and tax ("SR 6% 565.50
+    33.93"), summed over the codes (a "TOTAL 565.50 33.93" row under them is their sum,
+    so it counts alone); or a line per rate, "Total 6% supplies (Inc. GST)" (or the
+    "(excl. GST)" line plus the GST line) plus "Total 0% supplies".
+    """
+    block = [it.row.index for it in items if it.kind in _BLOCK_KINDS]
+    if not block:
+        return None
+    below = [it for it in items if it.row.index >= min(block)]
+    sums = _code_row_sums(below) | _supplies_sums(below, items)
+    if not sums:
+        return None
+    roundings = [Decimal(0), *_roundings(items)]
+    if any(s + r == total or round5(s + r) == total for s in sums for r in roundings):
+        return Verdict.AGREES
+    return None
+
+
+def _code_row_sums(below: Sequence[Labelled]) -> set[Decimal]:
+    """Taxable amount + tax summed over the tax-code rows, and any TOTAL row's pair."""
+    pairs: dict[int, tuple[Decimal, Decimal, bool]] = {}
+    for index in {it.row.index for it in below}:
+        on_row = [it for it in below if it.row.index == index]
+        if len(on_row) != 2:
+            continue
+        net, tax = on_row[0].value, on_row[1].value
+        label = normalise(on_row[0].row.text[: on_row[0].start])
+        if abs(tax) > abs(net) * _MAX_TAX_RATE + Decimal("0.01"):
+            continue
+        is_total = label in {"TOTAL", "TOTAL RM"}
+        if is_total or _TAX_CODE_ROW.search(label):
+            pairs[index] = (net, tax, is_total)
+    codes = [net + tax for net, tax, is_total in pairs.values() if not is_total]
+    sums = {net + tax for net, tax, is_total in pairs.values() if is_total}
+    if codes:
+        sums.add(sum(codes, Decimal(0)))
+    return sums
+
+
+def _supplies_sums(below: Sequence[Labelled], items: Sequence[Labelled]) -> set[Decimal]:
+    """Per rate: "Total 6% supplies (Inc. GST)" (or excl. + GST) + "Total 0% supplies"."""
+    incl: list[Decimal] = []
+    excl: list[Decimal] = []
+    zero = Decimal(0)
+    seen_zero = False
+    for it in below:
+        text = normalise(it.row.text[: it.start])
+        rate = _SUPPLIES_ROW.search(text)
+        if rate is None:
+            continue
+        if int(rate[1]) == 0:
+            zero += it.value
+            seen_zero = True
+        elif re.search(r"\bEXCL", text):
+            excl.append(it.value)
+        elif re.search(r"\bINC", text):
+            incl.append(it.value)
+    if not (incl or excl or seen_zero):
+        return set()
+    taxes = _values(items, Kind.TAX)
+    sums = {i + zero for i in incl} | {e + t + zero for e in excl for t in taxes}
+    if seen_zero and not (incl or excl):
+        sums.add(zero)
+    return sums
+
+
 CHECKS = (
     ("tender_minus_change", tender_minus_change),
     ("subtotal_tax_rounding", subtotal_tax_rounding),
     ("repeated_total", repeated_total),
     ("item_sum", item_sum),
+    ("tax_summary", tax_summary),
 )
 
 

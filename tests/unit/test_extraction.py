@@ -191,6 +191,18 @@ def test_weak_characters_outside_the_value_do_not_matter() -> None:
     assert result.route == "submit", result.reasons
 
 
+def test_a_doubted_date_separator_does_not_doubt_the_date() -> None:
+    # "30/03/2018" with its slashes read at 0.7: no digit is in doubt, so neither is the date.
+    header = [*HEADER]
+    header[9] = Seg(20, "Date: 25/12/2018 10:31:02", weak="/", weak_conf=0.7, weak_from=6)
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+    assert result.route == "submit", result.reasons
+    # The same doubt on a digit of the date does hold it back.
+    header[9] = Seg(20, "Date: 25/12/2018 10:31:02", weak="5", weak_conf=0.7, weak_from=6)
+    result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
+    assert "low_confidence_date" in codes(result)
+
+
 def test_no_amount_means_missing_total() -> None:
     result = extract_claim([receipt(header=HEADER[:10])], today=TODAY)
     assert result.fields["total_amount"] is None
@@ -259,6 +271,22 @@ def test_competing_totals_are_ambiguous() -> None:
     assert result.fields["total_amount"] == "55.00"
     assert "ambiguous_total" in codes(result)
     assert result.route == "review"
+
+
+def test_a_total_before_tax_is_part_of_the_total_not_a_rival() -> None:
+    tail = [
+        amount_row("5 Item(s) Total (MYR) :", "20.00"),
+        amount_row("GST @ 6% :", "1.20"),
+        amount_row("Net Total (MYR) :", "21.20"),
+        amount_row("Cash", "21.20"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "21.20"
+    assert "ambiguous_total" not in codes(result)
+    # A total that no printed tax or subtotal brings up to the chosen one stays a rival.
+    tail[1] = amount_row("GST @ 6% :", "1.10")
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert "ambiguous_total" in codes(result)
 
 
 def test_rounded_total_confirmed_by_the_payment_is_submitted() -> None:

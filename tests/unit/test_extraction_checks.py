@@ -20,6 +20,7 @@ from services.extraction.total_checks import (
     labelled_total,
     repeated_total,
     subtotal_tax_rounding,
+    tax_summary,
     tender_minus_change,
 )
 from tests.unit.test_extraction import (
@@ -27,6 +28,7 @@ from tests.unit.test_extraction import (
     HEADER,
     TODAY,
     Row,
+    Seg,
     amount_row,
     codes,
     page,
@@ -75,6 +77,69 @@ def test_subtotal_tax_rounding() -> None:
     assert subtotal_tax_rounding(d("50.00"), block) is Verdict.AGREES  # without the rounding
     assert subtotal_tax_rounding(d("48.00"), block) is None  # fails: no corroboration, no veto
     assert subtotal_tax_rounding(d("50.00"), items(amount_row("TOTAL", "50.00"))) is None
+
+
+def test_a_tender_printed_as_a_payment_out_is_the_tender() -> None:
+    paid = items(
+        amount_row("TOTAL", "5.75"), amount_row("CASH", "-50.00"), amount_row("CHANGE", "44.25")
+    )
+    assert tender_minus_change(d("5.75"), paid) is Verdict.AGREES
+
+
+def test_service_charge_between_subtotal_and_tax() -> None:
+    block = items(
+        amount_row("SUB TOTAL", "295.00"),
+        amount_row("SERVICE CHARGE 10%", "29.50"),
+        amount_row("GST 6%", "19.47"),
+        amount_row("ROUNDING ADJ", "-0.02"),
+        amount_row("NET TOTAL", "343.95"),
+    )
+    assert subtotal_tax_rounding(d("343.95"), block) is Verdict.AGREES
+    # The same amount under a line that is not a service charge adds nothing.
+    other = items(
+        amount_row("SUB TOTAL", "295.00"),
+        amount_row("MEMBER PRICE", "29.50"),
+        amount_row("GST 6%", "19.47"),
+        amount_row("NET TOTAL", "343.97"),
+    )
+    assert subtotal_tax_rounding(d("343.97"), other) is None
+
+
+def test_gst_summary_rows_per_tax_code() -> None:
+    block = items(
+        amount_row("Sub-total:", "593.10"),
+        amount_row("Total:", "593.10"),
+        [Seg(20, "SR= 6%"), Seg(300, "559.53"), Seg(500, "33.57")],
+        [Seg(20, "ZR= 0%"), Seg(300, "10.00"), Seg(500, "0.00")],
+    )
+    assert tax_summary(d("603.10"), block) is Verdict.AGREES
+    assert tax_summary(d("593.10"), block) is None  # the table says otherwise: no support
+    # A TOTAL row under the codes is their sum: counted alone, not added to them.
+    with_total = items(
+        amount_row("Total Sales", "80.90"),
+        amount_row("Rounding", "-0.01"),
+        [Seg(20, "SR 0"), Seg(300, "80.91"), Seg(500, "0.00")],
+        [Seg(20, "Total:"), Seg(300, "80.91"), Seg(500, "0.00")],
+    )
+    assert tax_summary(d("80.90"), with_total) is Verdict.AGREES
+    # Two amounts whose second is more than any tax on the first are not a summary row.
+    not_tax = items(
+        amount_row("TOTAL", "45.00"), [Seg(20, "SR 6%"), Seg(300, "20.00"), Seg(500, "25.00")]
+    )
+    assert tax_summary(d("45.00"), not_tax) is None
+
+
+def test_gst_summary_lines_per_rate() -> None:
+    block = items(
+        amount_row("Total 6% supplies (excl. GST):", "24.00"),
+        amount_row("GST:", "1.44"),
+        amount_row("Total 6% supplies (Inc. GST):", "25.44"),
+        amount_row("Total 0% supplies:", "7.61"),
+        amount_row("Total Payable:", "33.05"),
+    )
+    assert tax_summary(d("33.05"), block) is Verdict.AGREES
+    assert tax_summary(d("133.05"), block) is None  # a misread total finds no support
+    assert corroborate(d("33.05"), block).corroborated
 
 
 def test_exact_total_plus_rounding() -> None:

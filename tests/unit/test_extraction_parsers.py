@@ -115,6 +115,10 @@ def test_codes_are_not_dates(text: str) -> None:
         ("Totel:", Kind.TOTAL),
         ("Due", Kind.TOTAL),  # "Due 7.50" above "Pay 20.00"
         ("Total Saies Inclusive GST :", Kind.GRAND_TOTAL),  # one word misread
+        ("Total Sales (lnclusive of GST) :", Kind.GRAND_TOTAL),  # one letter misread
+        ("Total Sales (Inciusive of GST) :", Kind.GRAND_TOTAL),
+        ("Sub-totai:", Kind.SUBTOTAL),
+        ("TOTAL (GST INCL)", Kind.GRAND_TOTAL),
         ("Total GST Inclusive", Kind.TAX),
         ("Balance Due", Kind.OTHER),
         ("Pay", Kind.CASH),
