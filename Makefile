@@ -47,6 +47,7 @@ eval: install
 	$(BIN)/python scripts/eval_sroie.py
 	$(BIN)/python scripts/train_candidate_scorer.py --check
 	$(BIN)/python scripts/eval_invoice_numbers.py
+	$(BIN)/python scripts/eval_foreign.py
 
 # Build output only: never data/ (the ledger, blobs, audit log and archive live there).
 clean:

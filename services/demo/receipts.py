@@ -46,8 +46,18 @@ DATE_FORMATS: dict[str, str] = {
     "dd-Mon-yyyy": "25-Dec-2018",
     "dd Bulan yyyy": "25 Disember 2018",
 }
+#: Styles of receipts printed elsewhere (``services.demo.foreign``), never on a Malaysian one.
+FOREIGN_DATE_FORMATS: dict[str, str] = {
+    "mm/dd/yyyy": "12/25/2018",
+    "mm/dd/yy": "12/25/18",
+    "Mon dd, yyyy": "Dec 25, 2018",
+    "dd.mm.yy": "25.12.18",
+}
 
-CurrencyStyle = Literal["RM 12.50", "RM12.50", "12.50"]
+# How amounts are printed: "12.50" stands for the amount ("12,50": with a decimal comma).
+# Malaysian receipts print "RM 12.50", "RM12.50" or "12.50"; ``services.demo.foreign``
+# prints "$12.50", "£12.50", "12,50 €" and the like.
+CurrencyStyle = str
 ProviderKind = Literal["clinic", "dental", "pharmacy", "optical", "physio"]
 
 
@@ -65,6 +75,10 @@ def format_date(d: date, style: str) -> str:
         "dd Mon yyyy": f"{dd} {mon} {yyyy}",
         "dd-Mon-yyyy": f"{dd}-{mon}-{yyyy}",
         "dd Bulan yyyy": f"{d.day} {bulan} {yyyy}",
+        "mm/dd/yyyy": f"{mm}/{dd}/{yyyy}",
+        "mm/dd/yy": f"{mm}/{dd}/{yy}",
+        "Mon dd, yyyy": f"{mon} {dd}, {yyyy}",
+        "dd.mm.yy": f"{dd}.{mm}.{yy}",
     }
     try:
         return formats[style]
@@ -73,12 +87,11 @@ def format_date(d: date, style: str) -> str:
 
 
 def format_money(amount: Decimal, style: CurrencyStyle = "RM 12.50") -> str:
+    """``amount`` printed in ``style``, e.g. "RM 1,234.50" or, for "12,50 €", "1.234,50 €"."""
     text = f"{amount.quantize(CENT, ROUND_HALF_UP):,.2f}"
-    if style == "RM 12.50":
-        return f"RM {text}"
-    if style == "RM12.50":
-        return f"RM{text}"
-    return text
+    if "12,50" in style:
+        return style.replace("12,50", text.replace(",", "_").replace(".", ",").replace("_", "."))
+    return style.replace("12.50", text)
 
 
 def round_to_five_sen(amount: Decimal) -> Decimal:
@@ -121,6 +134,7 @@ class ReceiptSpec:
     cash: Decimal | None = None
     card_label: str = "VISA"
     currency_style: CurrencyStyle = "RM 12.50"
+    currency: str = "MYR"  # the ISO code of what the amounts are in
     footer_lines: tuple[str, ...] = ("Thank you", "Get well soon")
 
     @property
@@ -161,7 +175,7 @@ class ReceiptSpec:
             "invoice_number": self.invoice_number,
             "date": self.date.isoformat(),
             "date_text": self.date_text,
-            "currency": "MYR",
+            "currency": self.currency,
             "subtotal": f"{self.subtotal:.2f}",
             "tax": f"{self.tax:.2f}",
             "rounding": f"{self.rounding:.2f}",

@@ -49,7 +49,9 @@ DOLLAR_CURRENCIES = frozenset({"USD", "SGD", "AUD", "HKD", "BND", "NZD", "CAD"})
 
 _MALAYSIAN = {
     "address": re.compile(
-        r"\b(JALAN|JLN|LORONG|PERSIARAN|LEBUHRAYA|TAMAN|TMN|KAMPUNG|KG|BANDAR|PUSAT|"
+        # "KG" is Kampung before a name, a weight after a number ("1.5 KG")
+        r"(?<![0-9] )(?<![0-9])\bKG\b|"
+        r"\b(JALAN|JLN|LORONG|PERSIARAN|LEBUHRAYA|TAMAN|TMN|KAMPUNG|BANDAR|PUSAT|"
         r"SELANGOR|KUALA LUMPUR|JOHOR|PULAU PINANG|PENANG|PERAK|KEDAH|KELANTAN|MELAKA|"
         r"MALACCA|NEGERI SEMBILAN|PAHANG|SABAH|SARAWAK|TERENGGANU|PERLIS|PUTRAJAYA|"
         r"LABUAN|WILAYAH PERSEKUTUAN|MALAYSIA|PETALING JAYA|SHAH ALAM|KLANG|SUBANG|"
@@ -148,6 +150,15 @@ def decide_currency(origin: Origin, home: str = "MYR") -> CurrencyResult:
             0.5,
             "currency_unconfirmed",
             f"No currency is printed and the receipt looks foreign ({signals}).",
+        )
+    if home == "MYR" and not origin.malaysian:
+        # Ringgit is assumed only for a receipt that reads Malaysian: a foreign one often
+        # prints no currency either (a bare "12.50", or its symbol lost to the photo).
+        return CurrencyResult(
+            None,
+            0.5,
+            "currency_unconfirmed",
+            "No currency is printed and nothing on the receipt says it is Malaysian.",
         )
     return CurrencyResult(home, 0.9)
 

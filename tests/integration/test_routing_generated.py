@@ -8,6 +8,7 @@ from datetime import date
 import numpy as np
 import pytest
 
+from services.demo.foreign import foreign_spec
 from services.demo.receipts import random_spec, render_receipt
 from services.extraction import extract_claim
 
@@ -58,3 +59,19 @@ def test_a_blank_page_goes_to_review_as_no_text(ocr_engine) -> None:
     result = extract_claim(ocr_engine.read([blank]), today=TODAY)
     assert result.route == "review"
     assert [r.code for r in result.reasons] == ["no_text"]
+
+
+@pytest.mark.parametrize(
+    ("country", "symbol", "reason"),
+    [("US", True, "foreign_currency"), ("GB", True, "foreign_currency"),
+     ("DE", False, "currency_unconfirmed"), ("AU", False, "currency_unconfirmed")],
+)  # fmt: skip
+def test_a_receipt_from_abroad_goes_to_review_not_to_ncb_as_ringgit(
+    ocr_engine, country: str, symbol: bool, reason: str
+) -> None:
+    spec = foreign_spec(random.Random(country), country, symbol=symbol)
+    result = _read(ocr_engine, render_receipt(spec, seed=1))
+    assert result.fields["total_amount"] == spec.expected_fields()["total"]
+    assert result.route == "review"
+    assert reason in {r.code for r in result.reasons}
+    assert result.fields["currency"] != "MYR"

@@ -376,6 +376,18 @@ def test_bare_dollar_is_myr_only_on_a_malaysian_receipt() -> None:
     assert (money.value, money.reason) == (None, "foreign_currency")
 
 
+def test_no_currency_and_nothing_malaysian_is_not_assumed_ringgit() -> None:
+    # A European or British receipt whose symbol is not printed, or was lost to the photo.
+    rows = ("BÄCKEREI SCHMIDT", "HAUPTSTRASSE 5", "10115 BERLIN", "BROT 1.5 KG 4.20")
+    money = decide_currency(_origin(*rows, "SUMME 4.20"))
+    assert (money.value, money.reason) == (None, "currency_unconfirmed")
+    # Kampung before a name is Malaysian; KG after a number is a weight.
+    assert _origin("NO 5, KG BARU", "TOTAL 4.20").malaysian == ("address",)
+    assert _origin("BROT 1.5 KG", "TOTAL 4.20").malaysian == ()
+    # Another configured currency has no place signals to ask for.
+    assert decide_currency(_origin(*rows, "SUMME 4.20"), home="EUR").value == "EUR"
+
+
 def test_configured_currency_is_home() -> None:
     assert decide_currency(_origin("TOTAL S$50.00"), home="SGD").reason is None
     assert (

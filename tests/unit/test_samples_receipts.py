@@ -14,8 +14,10 @@ import pytest
 from PIL import Image
 
 from services.demo.fonts import FontNotFoundError, font_path
+from services.demo.foreign import COUNTRIES, foreign_spec
 from services.demo.receipts import (
     DATE_FORMATS,
+    FOREIGN_DATE_FORMATS,
     ReceiptItem,
     ReceiptSpec,
     format_date,
@@ -44,7 +46,7 @@ def _spec(**kw: object) -> ReceiptSpec:
     return ReceiptSpec(**base)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("style", "example"), DATE_FORMATS.items())
+@pytest.mark.parametrize(("style", "example"), {**DATE_FORMATS, **FOREIGN_DATE_FORMATS}.items())
 def test_date_formats_match_their_examples(style: str, example: str) -> None:
     assert format_date(date(2018, 12, 25), style) == example
 
@@ -52,7 +54,23 @@ def test_date_formats_match_their_examples(style: str, example: str) -> None:
 def test_malay_month_and_unknown_style() -> None:
     assert format_date(date(2020, 8, 3), "dd Bulan yyyy") == "3 Ogos 2020"
     with pytest.raises(ValueError, match="unknown date format"):
-        format_date(date(2020, 8, 3), "mm/dd/yyyy")
+        format_date(date(2020, 8, 3), "yyyy/dd/mm")
+
+
+def test_foreign_money_styles() -> None:
+    assert format_money(Decimal("1234.5"), "$12.50") == "$1,234.50"
+    assert format_money(Decimal("1234.5"), "12,50 €") == "1.234,50 €"
+    assert format_money(Decimal("7"), "EUR 12,50") == "EUR 7,00"
+
+
+@pytest.mark.parametrize("country", sorted(COUNTRIES))
+def test_foreign_receipts_say_their_currency_only_when_printed(country: str) -> None:
+    printed = foreign_spec(random.Random(0), country)
+    plain = foreign_spec(random.Random(0), country, symbol=False)
+    assert printed.expected_fields()["currency"] == plain.currency == COUNTRIES[country].currency
+    assert printed.money(Decimal("12.5")) != "12.50"
+    assert plain.money(Decimal("12.5")) in ("12.50", "12,50")
+    assert plain.date_format in COUNTRIES[country].date_formats
 
 
 def test_money_styles() -> None:
