@@ -5,8 +5,9 @@ Reads the 400 shared SROIE receipts (sroie-dev 000-149 and sroie-train 150-399) 
 OCR caches that ``scripts/eval_sroie.py`` writes, runs ``extract_claim`` with raw
 (uncalibrated) confidences, scores each field with the shared scorer's comparison rules,
 and fits one isotonic regression per field (total, date, company, address; the invoice
-number against the labels in ``tests/data/sroie_invoice_numbers.csv``) and for the claim
-as a whole ("overall": total AND date right, from the weaker raw confidence of the two).
+number against the labels in ``tests/data/sroie_invoice_numbers.csv``). The claim as a
+whole ("overall": total AND date right) is judged by the lesser of the two calibrated
+confidences, as ``extract_claim`` reports it.
 Deterministic: same caches and code, same file.
 
     python scripts/calibrate_confidence.py             # writes the package's calibration.json
@@ -48,6 +49,8 @@ DATASETS = (
     (SHARED / "datasets/sroie-dev", ROOT / "data/eval/ocr-sroie-dev"),
     (SHARED / "datasets/sroie-train", ROOT / "data/eval/ocr-sroie-train"),
 )
+# What the reports judge: the calibrated fields and the claim as a whole ("overall").
+REPORTED = (*CALIBRATED, "overall")
 T = TypeVar("T")
 M = TypeVar("M")
 
@@ -98,9 +101,9 @@ class Outcome:
 
     receipt: Receipt
     extraction: ClaimExtraction  # raw confidences, routed at threshold 0
-    raw: dict[str, float]  # CALIBRATED name -> raw confidence
-    has_value: dict[str, bool]  # CALIBRATED name -> the field (both fields) was read
-    # CALIBRATED name -> scorer says right ("overall": total and date; the invoice number:
+    raw: dict[str, float]  # REPORTED name -> raw confidence ("overall": the weaker)
+    has_value: dict[str, bool]  # REPORTED name -> the field (both fields) was read
+    # REPORTED name -> scorer says right ("overall": total and date; the invoice number:
     # equal to its label)
     right: dict[str, bool]
     caps: dict[str, float]  # CALIBRATED name -> most extract_claim lets it show (recognition)
@@ -208,7 +211,6 @@ def outcome(
         candidate_scorer=candidate_scorer,
     ).field_confidence
     caps = {name: capped[name] for name in (*SCORED, "invoice_number")}
-    caps["overall"] = min(caps["total_amount"], caps["service_date"])
     f, key, conf = ex.fields, receipt.key, ex.field_confidence
     total = scorer.norm_total(f["total_amount"])
     when = scorer.parse_iso(f["service_date"])
@@ -260,7 +262,7 @@ class Calibrated:
     """A receipt's confidences under some calibration, and what routing makes of them."""
 
     outcome: Outcome
-    confidence: dict[str, float]  # CALIBRATED name -> calibrated (0 where not read)
+    confidence: dict[str, float]  # REPORTED name -> calibrated (0 where not read)
     fold: int
 
     @property
@@ -291,6 +293,7 @@ def calibrate(outcome: Outcome, calibration: Calibration, fold: int) -> Calibrat
         else 0.0
         for name in CALIBRATED
     }
+    conf["overall"] = min(conf["total_amount"], conf["service_date"])
     return Calibrated(outcome, conf, fold)
 
 

@@ -242,7 +242,7 @@ def print_reliability(
         "\nReliability of out-of-fold calibrated confidence (receipts where the field "
         "was read; 'overall' = total and date both right)"
     )
-    for name in cc.CALIBRATED:
+    for name in cc.REPORTED:
         read = [c for c in calibrated if c.outcome.has_value[name]]
         conf = [c.confidence[name] for c in read]
         right = [c.outcome.right[name] for c in read]

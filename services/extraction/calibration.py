@@ -26,16 +26,16 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-# The maps calibration.json holds: the four scored fields, the invoice number (judged
-# against tests/data/sroie_invoice_numbers.csv), and "overall", the chance that total AND
-# date are both right given the weaker of their raw confidences.
+# The maps calibration.json holds: the four scored fields and the invoice number (judged
+# against tests/data/sroie_invoice_numbers.csv). The claim's chance that total AND date are
+# right is the lesser of their calibrated confidences (``extract_claim``), not a map of its
+# own: out of fold, that was better calibrated than a map of the weaker raw confidence.
 CALIBRATED = (
     "total_amount",
     "service_date",
     "provider_name",
     "provider_address",
     "invoice_number",
-    "overall",
 )
 _PACKAGE_FILE = "calibration.json"
 

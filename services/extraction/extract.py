@@ -77,6 +77,8 @@ def extract_claim(
     name, address = extract_provider(rows)
     invoice = extract_invoice_number(rows)
     checks = corroborate(total.value, items) if total.value is not None else None
+    if checks is not None and total.method != "labelled":
+        total = replace(total, confidence=_unlabelled_confidence(total, checks))
     origin = read_origin(rows)
     money = decide_currency(origin, currency.upper())
     date_order = _date_order_reasons(when, origin)
@@ -155,8 +157,10 @@ def _calibrated(
 ) -> tuple[AmountResult, DateResult, TextField, TextField, InvoiceResult, float]:
     """Fields with calibrated confidences, and the chance that total and date are both right.
 
-    The joint chance is mapped from the weaker raw confidence of the two (the invoice
-    number's calibrated confidence caps it afterwards). The maps were learnt on scans where
+    The joint chance is the lesser of the two calibrated confidences (the invoice number's
+    caps it afterwards): the date is right on 99% of receipts, and out of fold the lesser
+    was better calibrated (expected calibration error 0.024 on the shared receipts) than a
+    map of the weaker raw confidence (0.030). The maps were learnt on scans where
     a weakly read value was still mostly right, so they may not lift a doubt the rules
     have and the data cannot vouch for: a date stays under what its weakest recognised
     character allows, a total under its raw confidence unless the receipt's own
@@ -166,25 +170,41 @@ def _calibrated(
     corroborated = checks is not None and checks.corroborated
     total_cap = 1.0 if corroborated else total.confidence
     date_cap = _recognition_cap(when.source)
-    joint = 0.0
-    if total.value is not None and when.value is not None:
-        raw = min(total.confidence, when.confidence)
-        joint = min(calibration.apply("overall", raw), total_cap, date_cap)
 
     def cal(key: str, value: object, raw: float, cap: float = 1.0) -> float:
         return min(calibration.apply(key, raw), cap) if value is not None else 0.0
 
+    total_confidence = cal("total_amount", total.value, total.confidence, total_cap)
+    date_confidence = cal("service_date", when.value, when.confidence, date_cap)
     return (
-        replace(total, confidence=cal("total_amount", total.value, total.confidence, total_cap)),
-        replace(when, confidence=cal("service_date", when.value, when.confidence, date_cap)),
+        replace(total, confidence=total_confidence),
+        replace(when, confidence=date_confidence),
         replace(name, confidence=cal("provider_name", name.value, name.confidence)),
         replace(address, confidence=cal("provider_address", address.value, address.confidence)),
         replace(
             invoice,
             confidence=cal("invoice_number", invoice.value, invoice.confidence, invoice.cap),
         ),
-        joint,
+        min(total_confidence, date_confidence),
     )
+
+
+def _unlabelled_confidence(total: AmountResult, checks: Corroboration) -> float:
+    """An unlabelled total's raw confidence, raised by each check that reproduces it.
+
+    The fallback's guess (the largest amount low on the page, or tender - change) is
+    weak on its own, but the receipt's own sums agreeing with it make it mostly right
+    (12 of 13 such totals on the shared receipts, against 3 of 6 that nothing
+    reproduced). It still goes to review (``unlabelled_total``); this only makes its
+    confidence say how likely it is to be right. The payment check is not counted for
+    a total that is tender - change already.
+    """
+    agreed = [
+        c
+        for c in checks.agreed
+        if not (c == "tender_minus_change" and total.method == "cash_minus_change")
+    ]
+    return round(1.0 - (1.0 - total.confidence) * 0.5 ** len(agreed), 4)
 
 
 def _recognition_cap(source: Span | None) -> float:

@@ -84,13 +84,16 @@ def test_calibrated_confidence_decides_the_route() -> None:
     """The same clean receipt submits or not by what its calibration says, not the raw."""
     pages = [receipt(*CLEAN_TAIL)]
     sure = Calibration.constant(0.99)
-    unsure = Calibration({**sure.maps, "overall": IsotonicMap((0.0,), (0.5,))})
     submitted = extract_claim(pages, today=TODAY, calibration=sure)
-    reviewed = extract_claim(pages, today=TODAY, calibration=unsure)
     assert submitted.route == "submit", submitted.reasons
     assert submitted.field_confidence["total_amount"] == 0.99
-    assert reviewed.confidence == 0.5
-    assert reviewed.route == "review"
+    assert submitted.confidence == 0.99
+    # The claim is as sure as the less sure of its total and date.
+    for name in ("total_amount", "service_date"):
+        unsure = Calibration({**sure.maps, name: IsotonicMap((0.0,), (0.5,))})
+        reviewed = extract_claim(pages, today=TODAY, calibration=unsure)
+        assert reviewed.confidence == 0.5
+        assert reviewed.route == "review"
     low_total = Calibration({**sure.maps, "total_amount": IsotonicMap((0.0,), (0.5,))})
     flagged = extract_claim(pages, today=TODAY, calibration=low_total)
     assert "low_confidence_total" in codes(flagged)
@@ -170,6 +173,6 @@ def test_an_unsurely_read_look_alike_in_the_invoice_number_stays_under_the_thres
 def test_a_raw_confidence_is_mapped_as_stored_not_as_computed() -> None:
     """The maps are fitted on raw confidences rounded to 4 places; a corner fitted at a
     rounded value must not be passed by the unrounded one (0.10352 is stored as 0.1035)."""
-    steep = Calibration({"overall": IsotonicMap((0.1035, 0.1036), (0.0, 1.0))})
-    assert steep.apply("overall", 0.10352369) == steep.apply("overall", 0.1035) == 0.0
-    assert steep.apply("overall", 0.10358) == 1.0
+    steep = Calibration({"total_amount": IsotonicMap((0.1035, 0.1036), (0.0, 1.0))})
+    assert steep.apply("total_amount", 0.10352369) == steep.apply("total_amount", 0.1035) == 0.0
+    assert steep.apply("total_amount", 0.10358) == 1.0

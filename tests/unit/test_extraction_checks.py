@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from services.extraction import extract_claim
+from services.extraction.calibration import Calibration
 from services.extraction.candidate_scorer import CandidateScorer
 from services.extraction.labels import Kind, classify
 from services.extraction.layout import build_rows
@@ -190,6 +191,18 @@ def test_uncorroborated_total_goes_to_review_however_confident() -> None:
     assert result.fields["total_amount"] == "50.00"
     assert result.route == "review"
     assert "total_unconfirmed" in codes(result)
+
+
+def test_an_unlabelled_total_the_receipt_reproduces_is_likelier_but_still_reviewed() -> None:
+    raw = Calibration.identity()
+    paid = extract_claim([receipt(amount_row("PAID", "47.17"))], today=TODAY, calibration=raw)
+    guess = extract_claim(
+        [receipt("THANK YOU", amount_row("XYZ", "99.99"))], today=TODAY, calibration=raw
+    )
+    assert paid.field_confidence["total_amount"] > guess.field_confidence["total_amount"]
+    for result in (paid, guess):
+        assert "unlabelled_total" in codes(result)
+        assert result.route == "review"
 
 
 def test_corroborated_total_reason_lists_nothing_and_submits() -> None:
