@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 
 from services.extraction import ClaimExtraction, extract_claim
+from services.extraction.calibration import Calibration
 from services.ocr.result import PageText, TextLine
 
 TODAY = date(2019, 6, 30)
@@ -201,6 +202,19 @@ def test_a_doubted_date_separator_does_not_doubt_the_date() -> None:
     header[9] = Seg(20, "Date: 25/12/2018 10:31:02", weak="5", weak_conf=0.7, weak_from=6)
     result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
     assert "low_confidence_date" in codes(result)
+
+
+def test_one_doubted_letter_lowers_the_name_confidence() -> None:
+    header = [*HEADER]
+    header[0] = Seg(20, "MEDIVIEW KLINIK SDN BHD", weak="K", weak_conf=0.6)
+    raw = Calibration.identity()
+    doubted = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY, calibration=raw)
+    clean = extract_claim([receipt(*CLEAN_TAIL)], today=TODAY, calibration=raw)
+    assert doubted.fields["provider_name"] == clean.fields["provider_name"]
+    # The weakest letter bounds it, however clean the rest of the name reads.
+    assert (
+        doubted.field_confidence["provider_name"] <= 0.6 < clean.field_confidence["provider_name"]
+    )
 
 
 def test_no_amount_means_missing_total() -> None:
