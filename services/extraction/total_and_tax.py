@@ -246,14 +246,20 @@ def weigh_totals(items: Sequence[Labelled]) -> TotalWeights | None:
             readings[it.value].append(it)
 
     # TOTAL + ROUNDING: the rounded amount is what was paid; the unrounded loses weight.
+    # It need not be printed when the payment shows it ("TOTAL 38.37", "ROUNDING -0.02",
+    # CASH 40.35, CHANGE 2.00) and it is a whole multiple of 5 sen, as every cash-rounded
+    # total is: then the total line it comes from stands as its reading.
+    paid = {c - g for c in cash for g in change if g > 0 and c > g}
     for base in list(evidence):
         for r in roundings:
             rounded = base + r
-            if rounded > 0 and any(it.value == rounded for it in items):
+            printed = [it for it in items if it.value == rounded]
+            shown_by_payment = rounded in paid and rounded % FIVE_SEN == 0
+            if rounded > 0 and (printed or shown_by_payment):
                 evidence[rounded] += evidence[base] * 0.9
                 evidence[base] *= 0.3
                 checks[rounded].append("total_plus_rounding")
-                readings[rounded].extend(it for it in items if it.value == rounded)
+                readings[rounded].extend(printed or readings[base])
 
     for value in list(evidence):
         if any(c - g == value for c in cash for g in change if g > 0):

@@ -319,6 +319,30 @@ def test_rounded_total_confirmed_by_the_payment_is_submitted() -> None:
     assert result.route == "submit", result.reasons
 
 
+def test_a_rounded_total_the_payment_shows_is_paid_though_not_printed() -> None:
+    # "Total 12.37", "Rounding -0.02", cash 50.00, change 37.65: 12.35 was paid.
+    tail = [
+        amount_row("TOTAL", "12.37"),
+        amount_row("ROUNDING ADJ", "-0.02"),
+        amount_row("CASH", "50.00"),
+        amount_row("CHANGE", "37.65"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "12.35"
+    assert result.route == "submit", result.reasons
+    # Off the 5-sen grid it is no cash rounding but a misread ("Cash 10.03" for 10.00).
+    tail = [
+        amount_row("TOTAL", "5.00"),
+        amount_row("ROUNDING ADJ", "0.03"),
+        amount_row("TOTAL AFTER ROUNDING", "5.00"),
+        amount_row("CASH", "10.03"),
+        amount_row("CHANGE", "5.00"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "5.00"
+    assert result.route == "review"
+
+
 def test_labelled_sale_date_beats_card_expiry_and_conflicts_lower_confidence() -> None:
     header = [*HEADER[:10], "Card Expiry: 30/09/20", *HEADER[10:]]
     result = extract_claim([receipt(*CLEAN_TAIL, header=header)], today=TODAY)
