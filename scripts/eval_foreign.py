@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.demo.foreign import COUNTRIES, foreign_spec  # noqa: E402
-from services.demo.receipts import render_receipt  # noqa: E402
+from services.demo.receipts import ReceiptSpec, render_receipt  # noqa: E402
 from tests.support.receipt_variants import encode_png, make_variant  # noqa: E402
 
 # How the photos differ from the drawn receipt ("original": as drawn).
@@ -47,7 +47,7 @@ SHOWN_REASONS = ("foreign_currency", "currency_unconfirmed", "ambiguous_date")
 TODAY = date(2026, 1, 1)
 
 
-def photo(country: str, symbol: bool, n: int, seed: int) -> tuple[Any, bytes, str]:
+def photo(country: str, symbol: bool, n: int, seed: int) -> tuple[ReceiptSpec, bytes, str]:
     """The ``n``-th receipt of a group: its spec, PNG bytes and the variant it was given."""
     rng = random.Random(f"{seed}-{country}-{symbol}-{n}")
     spec = foreign_spec(rng, country, symbol=symbol)
