@@ -36,7 +36,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -319,11 +318,7 @@ def paid_rounding_right(outcome: cc.Outcome, scorer: Any) -> bool:
         return False
     ours = scorer.norm_total(outcome.extraction.fields["total_amount"])
     key = scorer.norm_total(outcome.receipt.key.get("total"))
-    return ours is not None and key is not None and ours == _to_5_sen(key)
-
-
-def _to_5_sen(amount: Decimal) -> Decimal:
-    return (amount / Decimal("0.05")).quantize(Decimal(1)) * Decimal("0.05")
+    return cc.paid_as_keyed(ours, key)
 
 
 def print_thresholds(
@@ -382,7 +377,7 @@ def why_wrong(c: cc.Calibrated, scorer: Any) -> str:
             notes.append(f"total: the key has no total ({key.get('total')!r}); ours {ours}")
         else:
             note = f"total: ours {ours}, key {theirs}"
-            if ours is not None and ours == _to_5_sen(theirs) and ours != theirs:
+            if cc.paid_as_keyed(ours, theirs) and ours != theirs:
                 note += " (the key is the unrounded total; ours is it rounded to 5 sen)"
             printed = [r.text for r in build_rows(o.receipt.pages) if f"{theirs:.2f}" in r.text]
             if printed:

@@ -42,11 +42,7 @@ import calibrate_confidence as cc  # noqa: E402  (scripts/ is on sys.path as the
 
 from services.extraction.candidate_scorer import CandidateScorer, LinearModel  # noqa: E402
 from services.extraction.layout import build_rows  # noqa: E402
-from services.extraction.total_and_tax import (  # noqa: E402
-    choose_total,
-    labelled_amounts,
-    round5,
-)
+from services.extraction.total_and_tax import choose_total, labelled_amounts  # noqa: E402
 from services.extraction.total_candidates import TOTAL_FEATURES, total_candidates  # noqa: E402
 
 PACKAGE_FILE = ROOT / "services/extraction/candidate_scorer.json"
@@ -67,8 +63,7 @@ class Example:
     key: Decimal | None
 
     def is_right(self, value: Decimal | None) -> bool:
-        """``value`` is the key's total, or that total cash-rounded to 5 sen."""
-        return value is not None and self.key is not None and value in {self.key, round5(self.key)}
+        return cc.paid_as_keyed(value, self.key)
 
 
 def examples(receipts: Sequence[cc.Receipt], scorer: Any) -> list[Example]:
@@ -77,13 +72,12 @@ def examples(receipts: Sequence[cc.Receipt], scorer: Any) -> list[Example]:
         items = labelled_amounts(build_rows(r.pages))
         candidates = total_candidates(items)
         key = scorer.norm_total(r.key.get("total"))
-        accepted = set() if key is None else {key, round5(key)}
         out.append(
             Example(
                 r.receipt_id,
                 [c.value for c in candidates],
                 [c.features for c in candidates],
-                [c.value in accepted for c in candidates],
+                [cc.paid_as_keyed(c.value, key) for c in candidates],
                 choose_total(items).value,
                 key,
             )

@@ -43,6 +43,10 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", t).strip()
 
 
+# A line of the GST summary table per rate ("Total 6% supplies (excl. GST)", "Total 0%
+# supplic."), on normalised text; the group is the rate.
+SUPPLIES_AT_RATE = r"([0-9]{1,2})% ?S?U[PR]{1,2}[LI]"
+
 _RULES: list[tuple[Kind, re.Pattern[str]]] = [
     (Kind.OTHER, re.compile(
         r"\bTOTAL (QTY|QUANTITY|ITEM|ITEMS|PCS|UNIT|UNITS|DISC|DISCOUNT|SAVING|SAVINGS|"
@@ -50,7 +54,7 @@ _RULES: list[tuple[Kind, re.Pattern[str]]] = [
         r"\bSAVINGS?\b|\bVOUCHER\b|\bDEPOSIT\b|\bBALANCE\b|"
         # The GST summary table ("Total 0% supplies", "Total SR", "Total ZR"): tax-summary
         # lines, whose amounts are a share of the sale, never the payable total.
-        r"[0-9]% ?S?U[PR]{1,2}[LI]|\bTOTAL (SR|ZR)\b")),
+        rf"{SUPPLIES_AT_RATE}|\bTOTAL (SR|ZR)\b")),
     (Kind.SUBTOTAL, re.compile(
         r"\bSUB ?TOTAL\b|\bSUBTTL\b|\bTOTAL (EXCL|EXCLUSIVE|EXCLUDING|BEFORE|W O|WITHOUT)\b|"
         r"\bEXCL(USIVE|UDING)? (OF )?GST\b|\bAMT EXCL|\bTOTAL GROSS\b|\bGROSS\b|\bNET OF GST\b")),

@@ -160,6 +160,11 @@ def _label_above(above: Row, row: Row) -> tuple[Kind, bool]:
     return kind, kind is not Kind.NONE
 
 
+def _tender_less_change(cash: Sequence[Decimal], change: Sequence[Decimal]) -> set[Decimal]:
+    """What the payment says was paid: each tender less each change given back."""
+    return {c - g for c in cash for g in change if c > g > 0}
+
+
 def _near(computed: Decimal, printed: Decimal) -> bool:
     """A computed sum matches a printed amount as is or rounded to 5 sen (cash rounding)."""
     return printed in (computed, round5(computed))
@@ -249,7 +254,7 @@ def weigh_totals(items: Sequence[Labelled]) -> TotalWeights | None:
     # It need not be printed when the payment shows it ("TOTAL 38.37", "ROUNDING -0.02",
     # CASH 40.35, CHANGE 2.00) and it is a whole multiple of 5 sen, as every cash-rounded
     # total is: then the total line it comes from stands as its reading.
-    paid = {c - g for c in cash for g in change if g > 0 and c > g}
+    paid = _tender_less_change(cash, change)
     for base in list(evidence):
         for r in roundings:
             rounded = base + r
@@ -262,7 +267,7 @@ def weigh_totals(items: Sequence[Labelled]) -> TotalWeights | None:
                 readings[rounded].extend(printed or readings[base])
 
     for value in list(evidence):
-        if any(c - g == value for c in cash for g in change if g > 0):
+        if value in paid:
             evidence[value] += _PAYMENT_CHECK
             checks[value].append("cash_minus_change")
         elif value in cash and not any(g > 0 for g in change):
@@ -317,8 +322,8 @@ def choose_total(items: Sequence[Labelled], pick: Decimal | None = None) -> Amou
     }
     conflict = sum(conflicts.values())
 
-    paid = [c - g for c in cash for g in change if g > 0 and c > g]
-    mismatch = bool(paid) and not any(p == v for p in paid for v in explained)
+    paid = _tender_less_change(cash, change)
+    mismatch = bool(paid) and not paid & explained
     # Receipts print both the exact total and the total rounded to 5 sen; the rounded one
     # is what was paid, confirmed by CASH - CHANGE or a final TOTAL line (total_checks).
     unrounded = {best - r for r in roundings} - {best}
@@ -381,7 +386,7 @@ def _rounded_printed_below(
         return False
     cash = [it.value for it in items if it.kind is Kind.CASH and it.value > 0]
     change = [it.value for it in items if it.kind is Kind.CHANGE and it.value > 0]
-    if any(c - g == best for c in cash for g in change) or (best in cash and not change):
+    if best in _tender_less_change(cash, change) or (best in cash and not change):
         return False
     rows = [it.row.index for it in readings if it.value == best and it.kind in _TOTAL_KINDS]
     if not rows:
@@ -433,10 +438,7 @@ def _decide_unprinted_rounding(
     for it in totals:
         if it.kind in (Kind.GRAND_TOTAL, Kind.TOTAL):
             rows[it.value] = max(rows.get(it.value, -1), it.row.index)
-    if any(g > 0 for g in change):
-        paid = {c - g for c in cash for g in change if c > g > 0}
-    else:
-        paid = set(cash)
+    paid = _tender_less_change(cash, change) if any(g > 0 for g in change) else set(cash)
     last_row = max(rows.values(), default=-1)
     undecided: set[Decimal] = set()
     for exact in rows:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 
-from services.extraction.labels import Kind, normalise
+from services.extraction.labels import SUPPLIES_AT_RATE, Kind, normalise
 from services.extraction.total_and_tax import Labelled, round5
 
 _TOTAL_KINDS = frozenset({Kind.GRAND_TOTAL, Kind.TOTAL, Kind.WEAK_TOTAL})
@@ -40,8 +40,7 @@ _SERVICE_CHARGE = re.compile(r"\b(SERVICE|SERV|SVC|SRV|SVR) ?(CHARGE|CHRG|CHG|CH
 # A row of the GST summary table: a tax code ("SR", "ZR", "S=", "Z =") or a rate ("6%",
 # "@0%", "(0X)") before the taxable amount and its tax.
 _TAX_CODE_ROW = re.compile(r"^(SR|ZR|ZRL|ES|OS|EX|[SZTE] ?=)|(^|[ @(=])[0-9]{1,2} ?[%X]( |\)|$)")
-# "Total 6% supplies (excl. GST)", "Total 0% supplic.": one line per rate.
-_SUPPLIES_ROW = re.compile(r"([0-9]{1,2}) ?% ?S?U[PR]{1,2}[LI]")
+_SUPPLIES_ROW = re.compile(SUPPLIES_AT_RATE)
 # The most tax a summary row can show on its taxable amount (GST 6%, service tax 10%).
 _MAX_TAX_RATE = Decimal("0.10")
 
