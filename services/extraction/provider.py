@@ -57,7 +57,10 @@ _CONTACT_TAIL = re.compile(r"\s*\b(TEL|TELEFON|PHONE|FAX|H/?P|GST|EMAIL)\b.*$")
 # A five-digit postcode, not glued to letters or digits ("PT17920") and not the number of
 # a lot, plot or building ("LOT 37636", "NO. 12345"), which is as long.
 _POSTCODE = re.compile(r"(?<![A-Z0-9])\d{5}(?![0-9])")
-_LOT_BEFORE = re.compile(r"\b(LOT|PLOT|PT|PTD|NO|UNIT|GERAN|HS ?\(D\)|HSD)\.?\s*$")
+_LOT_BEFORE = re.compile(r"\b(LOT|PLOT|P\.?T|PTD|NO|UNIT|GERAN|HS ?\(D\)|HSD)\.?\s*$")
+# A chain's outlet under its head-office address: store number and branch ("1076-IJOK",
+# "1317 TRILLIUM S6 BESI"); the outlet is where the claim was spent.
+_OUTLET = re.compile(r"\d{4}\s*[- ]\s*[A-Z][A-Z0-9 .'/-]*")
 _HEADER_ROWS = 16
 _NAME_SEARCH_ROWS = 9
 
@@ -190,9 +193,12 @@ def _address(header: Sequence[Row], texts: list[str], start: int) -> tuple[str |
         elif not used and (_LEGAL.search(text) or _NOT_NAME.search(text)):
             skipped += 1  # "OWNED BY ... SDN BHD", "FORMERLY KNOWN AS ..." before the address
         elif seen_postcode and not (
-            _REGION.search(text) or text.startswith("(") or _town_before_state(text, following)
+            _REGION.search(text)
+            or text.startswith("(")
+            or _town_before_state(text, following)
+            or (_REGION.search(parts[-1]) and _OUTLET.fullmatch(text))
         ):
-            break  # after the postcode only the state/country or a bracketed branch follow
+            break  # after the postcode only the state/country or the outlet follow
         else:
             parts.append(text)
             used.append(row)

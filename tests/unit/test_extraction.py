@@ -472,6 +472,26 @@ def test_an_unsure_invoice_number_does_not_hide_the_other_reasons() -> None:
             ["NO 8, JALAN 7/118B,", "56000 KUALA LUMPUR", "AMPANG POINT", "Cashier: 01"],
             "NO 8, JALAN 7/118B, 56000 KUALA LUMPUR",
         ),
+        # A chain's outlet (store number and branch) under the head office's state is kept,
+        # and "P.T. 33198" is a lot number, not the postcode.
+        (
+            [
+                "LOT P.T. 33198, BATU 4",
+                "JALAN KAPAR, MUKIM KAPAR",
+                "42100 KLANG, SELANGOR",
+                "1320-TMN BATU",
+            ],
+            "LOT P.T. 33198, BATU 4 JALAN KAPAR, MUKIM KAPAR 42100 KLANG, SELANGOR 1320-TMN BATU",
+        ),
+        # ... but not a mall's name there, nor a store number with no state before it.
+        (
+            ["NO 8, JALAN 7/118B,", "56000 KUALA LUMPUR, MALAYSIA", "101 MALL"],
+            "NO 8, JALAN 7/118B, 56000 KUALA LUMPUR, MALAYSIA",
+        ),
+        (
+            ["NO 8, JALAN 7/118B,", "68000 AMPANG", "1320-TMN BATU"],
+            "NO 8, JALAN 7/118B, 68000 AMPANG",
+        ),
     ],
 )
 def test_address_runs_to_the_postcode_and_the_state(address_rows: list[str], expected: str) -> None:
