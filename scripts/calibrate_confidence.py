@@ -61,6 +61,11 @@ M = TypeVar("M")
 PACKAGE_FILE = ROOT / "services/extraction/calibration.json"
 # The invoice number of every shared receipt ("" where it prints none), labelled by hand.
 INVOICE_LABELS = ROOT / "tests/data/sroie_invoice_numbers.csv"
+# The amount paid where a receipt's key gives another total (a sub-total before a discount,
+# a total excluding GST), read by hand off the receipt, with the lines that show it. Keys
+# giving the unrounded total of a cash-rounded receipt are not listed: ``paid_as_keyed``
+# takes the key rounded to 5 sen for them.
+AMOUNT_PAID_LABELS = ROOT / "tests/data/sroie_amount_paid.csv"
 # A fixed "today": the receipts are from 2015-2019, and a date check must not drift.
 TODAY = date(2025, 1, 1)
 FOLDS = 5
@@ -97,6 +102,7 @@ class Receipt:
     key: dict[str, str]
     pages: list[PageText]
     invoice_label: str = ""  # its document number, "" where it prints none
+    amount_paid: Decimal | None = None  # where the key's total is not what was paid
 
 
 @dataclass(frozen=True)
@@ -171,15 +177,26 @@ def same_number(got: str | None, expected: str) -> bool:
     return got is not None and re.sub(r"\s+", "", got) == re.sub(r"\s+", "", expected)
 
 
-def paid_as_keyed(total: Decimal | None, key: Decimal | None) -> bool:
-    """``total`` is the key's total or that total rounded to 5 sen: for a receipt paid in
-    cash with rounding the SROIE keys give either, and a claim is for the amount paid."""
-    return total is not None and key is not None and total in {key, round5(key)}
+def load_amount_paid(path: Path = AMOUNT_PAID_LABELS) -> dict[str, Decimal]:
+    """Receipt id -> the amount paid, for the receipts whose key gives another total."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        return {row["receipt"]: Decimal(row["amount_paid"]) for row in csv.DictReader(fh)}
+
+
+def paid_as_keyed(total: Decimal | None, key: Decimal | None, paid: Decimal | None = None) -> bool:
+    """``total`` is the amount paid, which a claim is for: ``paid`` where the receipt's key
+    gives another total (``AMOUNT_PAID_LABELS``), else the key's total or that total
+    rounded to 5 sen (for a receipt paid in cash with rounding the keys give either)."""
+    if total is None:
+        return False
+    if paid is not None:
+        return total == paid
+    return key is not None and total in {key, round5(key)}
 
 
 def load_receipts(datasets: Iterable[tuple[Path, Path]] = DATASETS) -> list[Receipt]:
     """Every receipt with a key, its pages from the OCR cache (missing cache: an error)."""
-    labels = load_invoice_labels()
+    labels, paid = load_invoice_labels(), load_amount_paid()
     out = []
     for dataset, cache in datasets:
         for image in sorted((dataset / "img").glob("*.jpg")):
@@ -189,7 +206,11 @@ def load_receipts(datasets: Iterable[tuple[Path, Path]] = DATASETS) -> list[Rece
             key_path = dataset / "key" / f"{image.stem}.json"
             key = json.loads(key_path.read_text(encoding="utf-8", errors="replace"))
             pages = [page_from_json(p) for p in json.loads(cached.read_text("utf-8"))]
-            out.append(Receipt(image.stem, image, key, pages, labels.get(image.stem, "")))
+            out.append(
+                Receipt(
+                    image.stem, image, key, pages, labels.get(image.stem, ""), paid.get(image.stem)
+                )
+            )
     return out
 
 

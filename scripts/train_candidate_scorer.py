@@ -3,11 +3,12 @@
 
 For the total (``services.extraction.total_candidates``), every shared receipt (sroie-dev
 and sroie-train, OCR from the caches ``make eval`` writes) gives the rules' candidate
-values with their features, a candidate labelled right when it equals the key's total or
-that total rounded to 5 sen: for a receipt paid in cash with rounding the SROIE keys give
-either, and the claim is for the amount paid (the rules decide which from the payment;
-``make eval`` judges alike in its second table). So the model is not taught to prefer the
-unrounded total where the keys happen to.
+values with their features, a candidate labelled right when it is the amount paid
+(``calibrate_confidence.paid_as_keyed``): the key's total or that total rounded to 5 sen
+(for a receipt paid in cash with rounding the SROIE keys give either), or the amount paid
+labelled where the key gives another total (a sub-total before a discount). The claim is
+for the amount paid (the rules decide it from the payment; ``make eval`` judges alike in
+its second table), so the model is not taught to prefer what the keys happen to give.
 On the merchant-split folds of ``make eval`` a logistic regression is fitted on the other
 folds' candidates and picks one per held-out receipt; the rules pick theirs. The model is
 marked ``use`` only where its pooled cross-validated accuracy beats the rules' (so a
@@ -61,9 +62,10 @@ class Example:
     right: list[bool]
     rules_value: Decimal | None  # what the rules choose (their fallback when no candidate)
     key: Decimal | None
+    paid: Decimal | None  # labelled where the key is not the amount paid
 
     def is_right(self, value: Decimal | None) -> bool:
-        return cc.paid_as_keyed(value, self.key)
+        return cc.paid_as_keyed(value, self.key, self.paid)
 
 
 def examples(receipts: Sequence[cc.Receipt], scorer: Any) -> list[Example]:
@@ -77,9 +79,10 @@ def examples(receipts: Sequence[cc.Receipt], scorer: Any) -> list[Example]:
                 r.receipt_id,
                 [c.value for c in candidates],
                 [c.features for c in candidates],
-                [cc.paid_as_keyed(c.value, key) for c in candidates],
+                [cc.paid_as_keyed(c.value, key, r.amount_paid) for c in candidates],
                 choose_total(items).value,
                 key,
+                r.amount_paid,
             )
         )
     return out

@@ -115,7 +115,7 @@ def test_training_is_deterministic_and_learns_the_feature_that_marks_the_right_v
             f["tender_agrees"] = float(i == n % 3)
         values = [Decimal(i + 1) for i in range(3)]
         right = [i == n % 3 for i in range(3)]
-        return tcs.Example(str(n), values, features, right, values[0], values[n % 3])
+        return tcs.Example(str(n), values, features, right, values[0], values[n % 3], None)
 
     data = [example(n) for n in range(30)]
     first, second = tcs.fit(data), tcs.fit(data)
