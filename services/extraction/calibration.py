@@ -4,7 +4,8 @@ The raw confidences (``confidence.py``) are rules: evidence saturating towards 1
 the weakest character. They rank receipts well but are not probabilities, so a threshold
 on them says nothing about how many wrong claims reach NCB. ``calibration.json`` (shipped
 in the package) maps each raw confidence onto the share of the 400 shared SROIE receipts
-that were right at that confidence: isotonic regression (Platt scaling for the address), fitted by
+that were right at that confidence: isotonic regression (Platt scaling, drawn as a map of
+101 corners, for the address and the invoice number), fitted by
 ``scripts/calibrate_confidence.py`` and judged (``make eval``) on merchant-split folds,
 each fold calibrated by maps fitted on the others. Here the map is only read and
 interpolated: no scikit-learn, no data, no network at run time. (``extract_claim`` still

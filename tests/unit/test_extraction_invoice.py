@@ -185,6 +185,15 @@ def test_confidence_follows_the_weakest_character() -> None:
     assert read(text, weak_at(text, 0, 0.4)).confidence == FOUND
 
 
+def test_each_doubted_character_lowers_the_confidence() -> None:
+    # Two digits read at 0.7 are two chances of another document's number: less sure
+    # than one of them, though the weakest character is the same.
+    text = "Invoice No: INV-20180012"
+    one = weak_at(text, len(text) - 1, 0.7)
+    two = [*one[:-3], 0.7, *one[-2:]]
+    assert read(text, two).confidence < read(text, one).confidence < FOUND
+
+
 def test_no_label_no_number() -> None:
     result = read("THANK YOU 12345")
     assert result == InvoiceResult(None, 0.0)
@@ -368,10 +377,25 @@ def test_a_number_beside_its_label_but_read_into_the_row_above() -> None:
     assert result.value == "CS00012494"
 
 
-def test_an_order_number_is_proposed_for_review_only() -> None:
+def test_a_reference_number_is_proposed_for_review_only() -> None:
+    result = read("REF NO: 500600700")
+    assert result.value == "500600700"
+    assert result.confidence == result.cap == GUESSED < 0.9
+
+
+def test_an_order_number_is_trusted_as_far_as_the_calibration_says() -> None:
+    # A counter's or restaurant's own number when it prints no other ("Order :6224"):
+    # it starts where a number found by its place does.
     result = read("ORDER #: 10442")
     assert result.value == "10442"
-    assert result.confidence == result.cap == GUESSED < 0.9
+    assert (result.confidence, result.cap) == (PLACED, 1.0)
+
+
+def test_a_number_framed_beside_the_date_beats_an_order_number() -> None:
+    result = read_page(
+        ("OrderNo#1106368 06/07/16", 20, 100), ("06/07/16 13:54 #001-1105624#", 20, 400)
+    )
+    assert result.value == "001-1105624"
 
 
 @pytest.mark.parametrize(
