@@ -442,10 +442,9 @@ def choose_threshold(
 def calibration_json(calibration: Calibration, receipts: int, folds: int) -> dict[str, Any]:
     return {
         "about": (
-            "Raw extraction confidence -> probability the field is right (overall: total "
-            "and date both right), isotonic regression (address and invoice number: Platt "
-            "scaling) on the "
-            "shared SROIE receipts; "
+            "Raw extraction confidence -> probability the field is right: isotonic "
+            "regression (address and invoice number: Platt scaling) on the shared SROIE "
+            "receipts; "
             "written by scripts/calibrate_confidence.py, read by "
             "services/extraction/calibration.py. Points are (x, y) corners, linearly "
             "interpolated and clipped at the ends."
