@@ -410,6 +410,29 @@ def test_malay_receipt_header_names_the_provider_and_invoice() -> None:
     assert result.fields["service_date"] == "2021-01-24"
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        # A legal suffix printed against the number before it is still one.
+        (
+            ["Zen and coffee 28S/B", "No 53, Jalan 3/62A,", "52200 Kuala Lumpur."],
+            "ZEN AND COFFEE 28S/B",
+        ),
+        # "TAX" / "INVOICE" on two rows, a footer read at the top, a cashier line: not names.
+        (["INVOICE", "TAX", "BHPetrol Subang Airport", "47200 Subang"], "BHPETROL SUBANG AIRPORT"),
+        (
+            ["GOODS SOLD ARE NOT RETURNABLE", "SLF CASH & CARRY", "40000 SHAH ALAM"],
+            "SLF CASH & CARRY",
+        ),
+    ],
+)
+def test_rows_that_name_no_provider_are_passed_over(header: list[Row], expected: str) -> None:
+    result = extract_claim(
+        [receipt(*CLEAN_TAIL, header=[*header, "Served By: Cashier"])], today=TODAY
+    )
+    assert result.fields["provider_name"] == expected
+
+
 def _with_invoice_row(row: Row) -> list[Row]:
     return [*HEADER[:8], row, *HEADER[9:]]
 
