@@ -436,10 +436,16 @@ def fold_outcomes(
     that saw the receipt's merchant."""
     from services.extraction.candidate_scorer import CandidateScorer, load_candidate_scorer
 
-    fields = load_candidate_scorer().models
-    models = tcs.fold_models(tcs.examples(receipts, scorer), folds)
+    per_field = {
+        name: tcs.fold_models(name, receipts, scorer, folds)
+        for name in load_candidate_scorer().models
+    }
     return [
-        cc.outcome(r, scorer, candidate_scorer=CandidateScorer(dict.fromkeys(fields, models[f])))
+        cc.outcome(
+            r,
+            scorer,
+            candidate_scorer=CandidateScorer({n: m[f] for n, m in per_field.items()}),
+        )
         for r, f in zip(receipts, folds, strict=True)
     ]
 

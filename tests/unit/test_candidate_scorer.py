@@ -115,11 +115,26 @@ def test_training_is_deterministic_and_learns_the_feature_that_marks_the_right_v
             f["tender_agrees"] = float(i == n % 3)
         values = [Decimal(i + 1) for i in range(3)]
         right = [i == n % 3 for i in range(3)]
-        return tcs.Example(str(n), values, features, right, values[0], values[n % 3], None)
+        return tcs.Example(str(n), values, features, right, values[0], n % 3 == 0)
 
     data = [example(n) for n in range(30)]
-    first, second = tcs.fit(data), tcs.fit(data)
+    first, second = tcs.fit(data, TOTAL_FEATURES), tcs.fit(data, TOTAL_FEATURES)
     assert first == second
-    figures, _ = tcs.cross_validate(data, [n % 5 for n in range(30)])
+    figures, _ = tcs.cross_validate(data, [n % 5 for n in range(30)], TOTAL_FEATURES)
     assert figures["pooled"]["model_accuracy"] == 1.0
     assert figures["pooled"]["rules_accuracy"] == pytest.approx(10 / 30, abs=1e-4)
+    assert (figures["fixed"], figures["broke"]) == (20, 0)
+    assert tcs.model_wins(figures)
+
+
+def test_a_model_that_fixes_one_receipt_more_does_not_replace_the_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import train_candidate_scorer as tcs
+
+    # Right on one receipt more than the rules: noise, not a better rule (sign test).
+    one_better = {"pooled": {"rules_accuracy": 0.843, "model_accuracy": 0.845}}
+    assert not tcs.model_wins({**one_better, "sign_test_p": tcs.sign_test(1, 0)})
+    assert tcs.sign_test(5, 0) < tcs.SIGN_TEST_P
+    assert tcs.sign_test(6, 3) > tcs.SIGN_TEST_P
