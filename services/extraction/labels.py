@@ -38,8 +38,9 @@ def normalise(text: str) -> str:
     t = re.sub(r"(?<=[A-Z])0|0(?=[A-Z])", "O", t)
     t = re.sub(r"[^A-Z0-9% ]+", " ", t)
     # common misreads
-    t = re.sub(r"\bT[OAQ]T[AOE]L\b|\bTOTA[1I]\b|\bT0TAL\b", "TOTAL", t)
+    t = re.sub(r"\bT[OAQ]T[AOE]L\b|\bTOTA[1I]\b|\bT0TAL\b|\bT(?:OTL|TAL|OAL)\b", "TOTAL", t)
     t = _INCLUSIVE_MISREAD.sub("INCLUSIVE", t)
+    t = re.sub(r"\bTOTAL(?=(SALES?|AMOUNT|AMT|DUE|PAYABLE|INCL?|INCLUSIVE|RM)\b)", "TOTAL ", t)
     return re.sub(r"\s+", " ", t).strip()
 
 

@@ -18,12 +18,16 @@ from services.extraction.money import find_amounts
 
 GST_FROM = date(2015, 4, 1)
 _GST = re.compile(r"\bGST", re.IGNORECASE)
+_RATE = re.compile(r"(?<![\d.])\d{1,2}(\.\d{1,2})?\s?%")
 
 
 def charges_gst(rows: Sequence[Row]) -> bool:
-    """Some row that names GST prints an amount (a GST line, a total incl. GST, the GST
-    summary); a GST registration number alone does not charge anything."""
-    return any(_GST.search(row.text) and find_amounts(row.text) for row in rows)
+    """Some row that names GST prints an amount or a rate (a GST line, a total incl. GST,
+    the GST summary, "PRICE INCLUSIVE 6% GST"); a GST registration number alone does not
+    charge anything."""
+    return any(
+        _GST.search(row.text) and (find_amounts(row.text) or _RATE.search(row.text)) for row in rows
+    )
 
 
 def before_gst(value: date | None, rows: Sequence[Row]) -> bool:

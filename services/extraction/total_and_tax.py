@@ -86,7 +86,8 @@ def labelled_amounts(rows: Sequence[Row]) -> list[Labelled]:
     """Pair every amount with the label before it (same row, or the row above)."""
     out: list[Labelled] = []
     for i, row in enumerate(rows):
-        amounts = find_amounts(row.text)
+        # A rate ("GST 6.00%") is part of the label, not an amount of its own.
+        amounts = [a for a in find_amounts(row.text) if row.text[a.end : a.end + 1] != "%"]
         prev_end = 0
         run: list[tuple[int, Kind]] = []  # indices into `out` of the current label's amounts
         for n, amt in enumerate(amounts):
@@ -224,6 +225,11 @@ def weigh_totals(items: Sequence[Labelled]) -> TotalWeights | None:
     # when the TOTAL line itself was misread or lost.
     paid_or_bare = {it.value for it in items if it.kind in (Kind.CASH, Kind.NONE)}
     arithmetic = {v for v in sums if v in paid_or_bare and v > 0}
+    paid = _tender_less_change(cash, change)
+    if not totals:
+        # No total line, but the payment pays the receipt's sum ("SUBTOTAL 28.70", "INC 6%
+        # GST 1.62", CASH 100.00, CHANGE 71.30): the till printed no other total.
+        arithmetic |= {v for v in sums if v in paid and v > 0}
     if not totals and not arithmetic:
         return None
 
@@ -254,7 +260,6 @@ def weigh_totals(items: Sequence[Labelled]) -> TotalWeights | None:
     # It need not be printed when the payment shows it ("TOTAL 38.37", "ROUNDING -0.02",
     # CASH 40.35, CHANGE 2.00) and it is a whole multiple of 5 sen, as every cash-rounded
     # total is: then the total line it comes from stands as its reading.
-    paid = _tender_less_change(cash, change)
     for base in list(evidence):
         for r in roundings:
             rounded = base + r

@@ -99,8 +99,15 @@ def tender_minus_change(total: Decimal, items: Sequence[Labelled]) -> Verdict | 
 
 
 def labelled_total(total: Decimal, items: Sequence[Labelled]) -> bool:
-    """``total`` is printed under a total label, or is a labelled total + printed rounding."""
+    """``total`` is printed under a total label, or is a labelled total + printed rounding.
+
+    On a receipt that prints no total line at all, its SUBTOTAL is the sale's total
+    ("SUBTOTAL 28.70", "INC 6% GST 1.62", CASH 100.00, CHANGE 71.30): labelled too, and
+    corroborated only as any labelled total is, by a check such as the payment.
+    """
     labelled = [it.value for it in items if it.kind in _TOTAL_KINDS]
+    if not labelled:
+        labelled = [it.value for it in items if it.kind is Kind.SUBTOTAL]
     if total in labelled:
         return True
     return any(v + r == total for v in labelled for r in _roundings(items))

@@ -205,6 +205,32 @@ def test_an_unlabelled_total_the_receipt_reproduces_is_likelier_but_still_review
         assert result.route == "review"
 
 
+def test_a_rate_on_the_total_line_is_part_of_its_label() -> None:
+    # "6.00%" is the GST rate, not an amount: the label of 47.70 is the whole line.
+    (total,) = [it for it in items("TOTAL INCL. GST 6.00% RM 47.70") if it.value == d("47.70")]
+    assert total.kind is Kind.GRAND_TOTAL
+    assert [it.value for it in items("SUBTOTAL INCL. GST 6.00% RM 47.70")] == [d("47.70")]
+
+
+def test_a_subtotal_the_payment_pays_is_the_total_when_no_total_line_is_printed() -> None:
+    # The till prints no TOTAL: "SUBTOTAL 28.70" is the sale, and the payment confirms it.
+    tail = [
+        amount_row("SUBTOTAL", "28.70"),
+        amount_row("CASH", "100.00"),
+        amount_row("CHANGE", "71.30"),
+        amount_row("INC 6% GST", "1.62"),
+    ]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "28.70"
+    assert result.route == "submit", result.reasons
+    # Not when the payment pays something else: the subtotal stays a guess.
+    unpaid = [*tail[:1], amount_row("CASH", "100.00"), amount_row("CHANGE", "70.00")]
+    assert extract_claim([receipt(*unpaid)], today=TODAY).route == "review"
+    # And a printed total is the total, whatever the subtotal.
+    with_total = [amount_row("SUBTOTAL", "28.70"), amount_row("TOTAL", "30.32"), *tail[1:3]]
+    assert not labelled_total(d("28.70"), items(*with_total))
+
+
 def test_corroborated_total_reason_lists_nothing_and_submits() -> None:
     tail = [amount_row("GRAND TOTAL", "RM 50.00"), amount_row("CASH", "RM 50.00")]
     result = extract_claim([receipt(*tail)], today=TODAY)
@@ -535,6 +561,12 @@ def _gst_receipt_rows(day: str, *tail: Row) -> list[Row]:
         # GST charged (a GST line with its amount) on a date before GST existed: misread.
         ("15/03/2013", CLEAN_TAIL, True),
         ("15/03/2018", CLEAN_TAIL, False),
+        # A GST rate printed is GST charged ("PRICE INCLUSIVE 6% GST").
+        (
+            "15/03/2013",
+            [amount_row("TOTAL", "50.00"), amount_row("CASH", "50.00"), "PRICE INCLUSIVE 6% GST"],
+            True,
+        ),
         # No GST charged: an old date is no contradiction (a GST number alone charges none).
         ("15/03/2013", [amount_row("TOTAL", "50.00"), amount_row("CASH", "50.00")], False),
     ],

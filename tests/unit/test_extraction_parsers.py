@@ -118,6 +118,9 @@ def test_codes_are_not_dates(text: str) -> None:
         ("Total Sales (lnclusive of GST) :", Kind.GRAND_TOTAL),  # one letter misread
         ("Total Sales (Inciusive of GST) :", Kind.GRAND_TOTAL),
         ("Sub-totai:", Kind.SUBTOTAL),
+        ("TOTL :", Kind.TOTAL),  # one letter dropped
+        ("TotalSales (Inclusive GST)", Kind.GRAND_TOTAL),  # words glued
+        ("TOTALLY", Kind.OTHER),
         ("TOTAL (GST INCL)", Kind.GRAND_TOTAL),
         ("Total GST Inclusive", Kind.TAX),
         ("Balance Due", Kind.OTHER),
