@@ -44,6 +44,11 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", t).strip()
 
 
+# A service charge (restaurants add 5-10%) sits between the subtotal and the tax; a
+# discount comes off the total before it. On normalised text; both are Kind.OTHER.
+SERVICE_CHARGE = re.compile(r"\b(SERVICE|SERV|SVC|SRV|SVR) ?(CHARGE|CHRG|CHG|CHGS)\b")
+DISCOUNT = re.compile(r"\bDISC(OUNT)?\b")
+
 # A line of the GST summary table per rate ("Total 6% supplies (excl. GST)", "Total 0%
 # supplic."), on normalised text; the group is the rate.
 SUPPLIES_AT_RATE = r"([0-9]{1,2})% ?S?U[PR]{1,2}[LI]"

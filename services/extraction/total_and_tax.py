@@ -9,17 +9,20 @@ total-labelled values that nothing explains are held against it.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from services.extraction.confidence import from_evidence, ocr_factor
-from services.extraction.labels import Kind, classify
+from services.extraction.labels import DISCOUNT, SERVICE_CHARGE, Kind, classify, normalise
 from services.extraction.layout import Row, Span
 from services.extraction.money import find_amounts
 
 FIVE_SEN = Decimal("0.05")
+# How many tax, subtotal, service-charge and discount values a rival total is tried with.
+_MAX_STEPS = 12
 TAX_TOLERANCE = Decimal("0.02")  # tax computed per line drifts a few sen from total * rate
 
 # Evidence that a label lends to the amount it announces.
@@ -314,15 +317,12 @@ def choose_total(items: Sequence[Labelled], pick: Decimal | None = None) -> Amou
         readings[best] = [it for it in items if it.value == best]
     support = evidence.get(best, 0.0)
     explained = {best - r for r in roundings} | {best}
-    # A "total" that the tax, or the subtotal, brings up to the chosen one is a part of it
-    # ("5 Item(s) Total 20.00" + GST 1.20 = Net Total 21.20; "Total GST 0.87"), not a rival.
-    parts = [it.value for it in items if it.kind in (Kind.SUBTOTAL, Kind.TAX) and it.value > 0]
     conflicts = {
         v: e
         for v, e in evidence.items()
         if v not in explained
         and not any(_near(x, v) or _near(v, x) for x in explained)
-        and not any(v + p + r == best for p in parts for r in [Decimal(0), *roundings])
+        and not _part_of(v, best, items, roundings)
         and any(it.kind in (Kind.GRAND_TOTAL, Kind.TOTAL) for it in readings[v])
     }
     conflict = sum(conflicts.values())
@@ -375,6 +375,41 @@ def choose_total(items: Sequence[Labelled], pick: Decimal | None = None) -> Amou
         checks=checks[best],
         conflicting_values=sorted(conflicts),
         source=shown.span if shown is not None else None,
+    )
+
+
+def service_charges(items: Sequence[Labelled]) -> list[Decimal]:
+    """The service charges printed (amounts of rows labelled SERVICE CHARGE, SRV CHG)."""
+    return [
+        it.value
+        for it in items
+        if it.kind is Kind.OTHER and it.value > 0 and SERVICE_CHARGE.search(normalise(it.row.text))
+    ]
+
+
+def _part_of(
+    value: Decimal, best: Decimal, items: Sequence[Labelled], roundings: Sequence[Decimal]
+) -> bool:
+    """A "total" that up to three of the receipt's tax, subtotal and service-charge lines
+    bring up to the chosen total, or its discount brings down to it (with the rounding), is
+    a stage of that total, not a rival: "5 Item(s) Total 20.00" + GST 1.20 = Net Total
+    21.20; "Total Amount : 49.60" + service 4.96 + GST 3.27 - 0.03 = 57.80; "Total 277.90",
+    "Discount: 0.90", "Total Inclusive GST: 277.00"; "Total GST 0.87"."""
+    steps = [it.value for it in items if it.kind in (Kind.SUBTOTAL, Kind.TAX) and it.value > 0]
+    steps += service_charges(items)
+    steps += [
+        -abs(it.value)
+        for it in items
+        if it.kind is Kind.OTHER and it.value != 0 and DISCOUNT.search(normalise(it.row.text))
+    ]
+    # Distinct values only, and at most _MAX_STEPS of them: a page of GST lines must not
+    # make this a search (220 sums of three at most).
+    distinct = sorted(set(steps), key=abs, reverse=True)[:_MAX_STEPS]
+    return any(
+        value + sum(chosen) + r == best
+        for k in range(1, 4)
+        for chosen in itertools.combinations(distinct, k)
+        for r in (Decimal(0), *roundings)
     )
 
 

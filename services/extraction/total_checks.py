@@ -31,12 +31,10 @@ from decimal import Decimal
 from enum import Enum
 
 from services.extraction.labels import SUPPLIES_AT_RATE, Kind, normalise
-from services.extraction.total_and_tax import Labelled, round5
+from services.extraction.total_and_tax import Labelled, round5, service_charges
 
 _TOTAL_KINDS = frozenset({Kind.GRAND_TOTAL, Kind.TOTAL, Kind.WEAK_TOTAL})
 _BLOCK_KINDS = _TOTAL_KINDS | {Kind.SUBTOTAL, Kind.TAX, Kind.ROUNDING}
-# A service charge (restaurants add 5-10%) sits between the subtotal and the tax.
-_SERVICE_CHARGE = re.compile(r"\b(SERVICE|SERV|SVC|SRV|SVR) ?(CHARGE|CHRG|CHG|CHGS)\b")
 # A row of the GST summary table: a tax code ("SR", "ZR", "S=", "Z =") or a rate ("6%",
 # "@0%", "(0X)") before the taxable amount and its tax.
 _TAX_CODE_ROW = re.compile(r"^(SR|ZR|ZRL|ES|OS|EX|[SZTE] ?=)|(^|[ @(=])[0-9]{1,2} ?[%X]( |\)|$)")
@@ -116,11 +114,7 @@ def labelled_total(total: Decimal, items: Sequence[Labelled]) -> bool:
 def subtotal_tax_rounding(total: Decimal, items: Sequence[Labelled]) -> Verdict | None:
     """SUBTOTAL (+ SERVICE CHARGE) + TAX + ROUNDING, or an exact total + ROUNDING, equals
     the total."""
-    charges = {
-        it.value
-        for it in items
-        if it.kind is Kind.OTHER and it.value > 0 and _SERVICE_CHARGE.search(normalise(it.row.text))
-    }
+    charges = set(service_charges(items))
     subtotals = [it.value for it in items if it.kind is Kind.SUBTOTAL and it.value > 0]
     subtotals += [s + c for s in subtotals for c in charges]
     exact = [it.value for it in items if it.kind in _TOTAL_KINDS and it.value != total]

@@ -304,6 +304,33 @@ def test_a_total_before_tax_is_part_of_the_total_not_a_rival() -> None:
     assert "ambiguous_total" in codes(result)
 
 
+@pytest.mark.parametrize(
+    "stages",
+    [
+        # Before the discount: "Total 277.90", "Discount: 0.90", then the total paid.
+        [amount_row("Total", "277.90"), amount_row("Discount:", "0.90")],
+        [amount_row("Total", "277.90"), amount_row("Disc $.20 X5", "-0.90")],
+        # Before service charge, tax and rounding (three steps).
+        [
+            amount_row("Total Amount :", "252.64"),
+            amount_row("Serv Charge 10%", "9.56"),
+            amount_row("GST @ 6%", "14.83"),
+            amount_row("Rounding Adj :", "-0.03"),
+        ],
+    ],
+)
+def test_a_total_before_a_discount_or_charges_is_a_stage_not_a_rival(stages: list[Row]) -> None:
+    tail = [*stages, amount_row("Total Inclusive GST:", "277.00"), amount_row("CASH", "277.00")]
+    result = extract_claim([receipt(*tail)], today=TODAY)
+    assert result.fields["total_amount"] == "277.00"
+    assert "ambiguous_total" not in codes(result)
+    assert result.route == "submit", result.reasons
+    # A discount that does not bring it to the total paid leaves it a rival.
+    off = [amount_row("Total", "277.90"), amount_row("Discount:", "0.80")]
+    result = extract_claim([receipt(*off, *tail[len(stages) :])], today=TODAY)
+    assert "ambiguous_total" in codes(result)
+
+
 def test_rounded_total_confirmed_by_the_payment_is_submitted() -> None:
     # Issue 11: the rounded total is what was paid; CASH - CHANGE and the final TOTAL
     # line confirm it, so it goes to NCB (it used to wait as `rounding_adjusted`).
