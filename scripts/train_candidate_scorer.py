@@ -130,7 +130,7 @@ NAME_FEATURES = (
     "bracketed",
 )
 # The header rows the name rules search, and the longest run of them a name wraps over.
-_NAME_ROWS = 9
+_NAME_ROWS = provider._NAME_SEARCH_ROWS
 _NAME_SPAN = 3
 
 
@@ -138,7 +138,7 @@ def name_candidates(rows: Sequence[Row]) -> tuple[list[str], list[dict[str, floa
     """Every run of 1-3 of the first header rows as a name, with its features, and the
     name the rules choose."""
     name, _ = provider.extract_provider(rows)
-    header = [r for r in rows[:16] if r.page == 0 and r.rel_y < 0.5]
+    header = provider.header_rows(rows)
     texts = [r.text.strip().upper() for r in header]
     median_height = statistics.median([r.height for r in header] or [1.0]) or 1.0
     first_name_like = next(

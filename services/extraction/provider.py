@@ -209,9 +209,14 @@ def _address(header: Sequence[Row], texts: list[str], start: int) -> tuple[str |
     return (" ".join(parts).strip() or None), used
 
 
+def header_rows(rows: Sequence[Row]) -> list[Row]:
+    """The rows name and address are read from: the first rows of the first page's top half."""
+    return [r for r in rows[:_HEADER_ROWS] if r.page == 0 and r.rel_y < 0.5]
+
+
 def extract_provider(rows: Sequence[Row]) -> tuple[TextField, TextField]:
     """(provider name, provider address) from the header rows of the first page."""
-    header = [r for r in rows[:_HEADER_ROWS] if r.page == 0 and r.rel_y < 0.5]
+    header = header_rows(rows)
     if not header:
         return TextField(None, 0.0), TextField(None, 0.0)
     raw = [r.text.strip() for r in header]
