@@ -281,8 +281,7 @@ def report(outcomes: Sequence[Outcome], threshold: float, k: int) -> None:
         )
     print("operating points (pooled; a value counts as returned only at this confidence):")
     for floor in (0.0, 0.5, 0.8, 0.85, threshold, 0.95):
-        kept = [o if o.confidence >= floor else _dropped(o) for o in outcomes]
-        s = score(kept, threshold)
+        s = at_floor(outcomes, floor, threshold)
         print(f"  confidence >= {floor:.2f}: recall {s.recall:.3f} precision {s.precision:.3f}")
     best = best_operating_point(outcomes, REQUIRED_PRECISION)
     if best is None:
@@ -303,10 +302,15 @@ def best_operating_point(
     whose kept values reach ``precision``, with its scores (None when no floor does)."""
     best = None
     for floor in sorted({o.confidence for o in outcomes if o.got is not None}):
-        s = score([o if o.confidence >= floor else _dropped(o) for o in outcomes], floor)
+        s = at_floor(outcomes, floor, floor)
         if s.precision >= precision and (best is None or s.recall > best[1].recall):
             best = floor, s
     return best
+
+
+def at_floor(outcomes: Sequence[Outcome], floor: float, threshold: float) -> Scores:
+    """Scores counting a value as returned only at confidence ``floor`` or above."""
+    return score([o if o.confidence >= floor else _dropped(o) for o in outcomes], threshold)
 
 
 def _dropped(o: Outcome) -> Outcome:
